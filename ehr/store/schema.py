@@ -1,0 +1,176 @@
+"""Tables of the versioned store and of the search index.
+
+One row per logical resource in ``resource`` (its current version, stored bytes included, so
+a read is one primary-key lookup) and one row per version in ``resource_version``.  Search
+index rows are keyed by the resource's surrogate ``rid`` and by ``param``, a stable 63-bit
+hash of ``"<ResourceType>.<code>"`` (see ``ehr.search.registry.param_hash``), so one B-tree
+serves each parameter of each type.  ``grp`` ties together the components of one composite
+value (0 for plain values).  Dates are epoch microseconds (UTC) so both databases compare
+them as integers; ``low``/``high`` are the inclusive bounds of the value's precision range.
+"""
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+)
+
+metadata = MetaData()
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+RowId = BigInteger().with_variant(Integer(), "sqlite")
+
+resource = Table(
+    "resource",
+    metadata,
+    Column("rid", RowId, primary_key=True, autoincrement=True),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("content", LargeBinary, nullable=True),
+    Index("ux_resource_type_id", "res_type", "res_id", unique=True),
+    Index("ix_resource_type_updated", "res_type", "last_updated"),
+)
+
+resource_version = Table(
+    "resource_version",
+    metadata,
+    Column("seq", RowId, primary_key=True, autoincrement=True),
+    Column("rid", BigInteger, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", BigInteger, nullable=False),
+    Column("deleted", Boolean, nullable=False, default=False),
+    # The HTTP verb that made this version (POST, PUT, PATCH, DELETE), for history entries.
+    Column("method", String(8), nullable=False),
+    Column("content", LargeBinary, nullable=True),
+    Index("ux_version_rid_vid", "rid", "version_id", unique=True),
+    Index("ix_version_type_updated", "res_type", "last_updated"),
+    Index("ix_version_updated", "last_updated"),
+)
+
+idx_string = Table(
+    "idx_string",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("norm", String(255), nullable=False),  # lower-cased, accents and Arabic variants folded
+    Column("exact", String(255), nullable=False),
+    Index("ix_string_param_norm", "param", "norm"),
+    Index("ix_string_rid", "rid"),
+)
+
+idx_token = Table(
+    "idx_token",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    Column("text", String(255), nullable=True),  # normalised display/text for :text
+    Index("ix_token_param_code", "param", "code", "system"),
+    Index("ix_token_param_system", "param", "system"),
+    Index("ix_token_rid", "rid"),
+)
+
+idx_reference = Table(
+    "idx_reference",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("target_type", String(64), nullable=True),
+    Column("target_id", String(64), nullable=True),
+    Column("url", String(512), nullable=True),  # absolute or canonical references
+    Index("ix_reference_param_target", "param", "target_id", "target_type"),
+    Index("ix_reference_target", "target_type", "target_id"),
+    Index("ix_reference_param_url", "param", "url"),
+    Index("ix_reference_rid", "rid"),
+)
+
+idx_date = Table(
+    "idx_date",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("low", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Index("ix_date_param_low", "param", "low"),
+    Index("ix_date_param_high", "param", "high"),
+    Index("ix_date_rid", "rid"),
+)
+
+idx_number = Table(
+    "idx_number",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("value", Float(53), nullable=False),
+    Column("low", Float(53), nullable=False),
+    Column("high", Float(53), nullable=False),
+    Index("ix_number_param_value", "param", "value"),
+    Index("ix_number_rid", "rid"),
+)
+
+idx_quantity = Table(
+    "idx_quantity",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("system", String(255), nullable=True),
+    Column("code", String(255), nullable=True),
+    Column("value", Float(53), nullable=False),
+    Column("low", Float(53), nullable=False),
+    Column("high", Float(53), nullable=False),
+    Index("ix_quantity_param_value", "param", "value"),
+    Index("ix_quantity_rid", "rid"),
+)
+
+idx_uri = Table(
+    "idx_uri",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("param", BigInteger, nullable=False),
+    Column("grp", SmallInteger, nullable=False, default=0),
+    Column("uri", String(512), nullable=False),
+    Index("ix_uri_param_uri", "param", "uri"),
+    Index("ix_uri_rid", "rid"),
+)
+
+# Which patient (practitioner, encounter…) compartments a resource belongs to, from the
+# CompartmentDefinitions: makes $everything and access checks one indexed lookup.
+idx_compartment = Table(
+    "idx_compartment",
+    metadata,
+    Column("rid", BigInteger, nullable=False),
+    Column("comp_type", String(32), nullable=False),
+    Column("comp_id", String(64), nullable=False),
+    Index("ix_compartment_owner", "comp_type", "comp_id", "rid"),
+    Index("ix_compartment_rid", "rid"),
+)
+
+INDEX_TABLES = {
+    "string": idx_string,
+    "token": idx_token,
+    "reference": idx_reference,
+    "date": idx_date,
+    "number": idx_number,
+    "quantity": idx_quantity,
+    "uri": idx_uri,
+    "compartment": idx_compartment,
+}
