@@ -1,42 +1,69 @@
-"""Database engine: one async SQLAlchemy engine per process, SQLite or PostgreSQL."""
+"""Database engine: one async SQLAlchemy engine per process, SQLite or PostgreSQL.
+
+Writes go through ``write_transaction`` so that on SQLite they take the write lock up front
+(``BEGIN IMMEDIATE``): a deferred transaction that later tries to write can fail with
+"database is locked" instead of waiting its turn.
+"""
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import AsyncIterator
+
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # WAL lets readers run beside the single writer; busy_timeout queues writers instead of
-    # failing them; synchronous=NORMAL is durable across process crashes in WAL mode.
+def _sqlite_connect(dbapi_conn, _record) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN itself (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
+    # WAL lets readers run beside the single writer; busy_timeout queues writers instead of
+    # failing them; synchronous=NORMAL stays durable across process crashes in WAL mode.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
+
+
+def _sqlite_begin(conn) -> None:
+    write = conn.get_execution_options().get("sqlite_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
 def create_engine(url: str, pool_size: int = 10) -> AsyncEngine:
     if is_sqlite(url):
         path = make_url(url).database
         if path and path != ":memory:":
-            from pathlib import Path
-
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False
-    )
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection inside a transaction that commits on success and rolls back on error."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(sqlite_write=True)
+        async with conn.begin():
+            yield conn
+
+
+@asynccontextmanager
+async def read_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        yield conn
 
 
 def sync_url(url: str) -> str:
     """The synchronous driver URL for the same database (Alembic, CLI tools)."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
-        return str(u.set(drivername="sqlite")) if u.drivername != "sqlite" else url
+        return u.set(drivername="sqlite").render_as_string(hide_password=False)
     return u.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)

@@ -1,0 +1,69 @@
+"""The ``sijill`` command line: serve, migrate, load demo data, benchmark."""
+from __future__ import annotations
+
+import asyncio
+import os
+
+import typer
+from rich.console import Console
+
+from ehr.settings import get_settings
+
+app = typer.Typer(help="Sijill — FHIR server for Morocco's compulsory health insurance (AMO).", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Worker processes."),
+) -> None:
+    """Serve the FHIR API (base /fhir)."""
+    import uvicorn
+
+    console.print(f"Serving FHIR at http://{host}:{port}/fhir on {get_settings().database_url.split('@')[-1]}")
+    uvicorn.run(
+        "ehr.app:create_app", factory=True, host=host, port=port, workers=workers,
+        loop="uvloop", http="httptools", log_level=get_settings().log_level, access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Apply schema migrations (SQLite or PostgreSQL, per SIJILL_DATABASE_URL)."""
+    from ehr.store.migrate import upgrade
+
+    url = get_settings().database_url
+    upgrade(url, revision)
+    console.print(f"[green]Database at {revision}[/green]")
+
+
+@app.command()
+def demo(
+    patients: int = typer.Option(200, min=1, help="How many synthetic patients to load."),
+    seed: int = typer.Option(1, help="Generator seed: the same seed gives the same population."),
+) -> None:
+    """Generate and load a synthetic Moroccan population (idempotent: ids are deterministic)."""
+    from ehr.demo_load import load_demo
+
+    asyncio.run(load_demo(get_settings(), patients, seed, console))
+
+
+@app.command()
+def bench(
+    patients: int = typer.Option(2000, help="Synthetic patients to load before measuring."),
+    duration: int = typer.Option(10, help="Seconds per load phase."),
+    connections: int = typer.Option(32, help="Concurrent connections per load phase."),
+) -> None:
+    """Run the benchmark harness against a real server on PostgreSQL; writes bench/results/."""
+    from bench.harness import main as bench_main
+
+    raise typer.Exit(bench_main(["--patients", str(patients), "--duration", str(duration), "--connections", str(connections)]))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

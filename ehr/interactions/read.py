@@ -1,0 +1,30 @@
+"""read and vread."""
+from __future__ import annotations
+
+from ehr.interactions.context import Context, Result
+from ehr.outcome import FHIRError, not_found
+from ehr.store import repository
+
+
+def _gone(res_type: str, res_id: str) -> FHIRError:
+    return FHIRError.of(410, "deleted", f"{res_type}/{res_id} has been deleted")
+
+
+async def read(ctx: Context, res_type: str, res_id: str) -> Result:
+    stored = await repository.current(ctx.conn, res_type, res_id, access=ctx.access)
+    if stored is None:
+        raise not_found(res_type, res_id)
+    if stored.deleted:
+        raise _gone(res_type, res_id)
+    return Result(200, stored)
+
+
+async def vread(ctx: Context, res_type: str, res_id: str, version_id: str) -> Result:
+    if not version_id.isdigit():
+        raise not_found(f"{res_type}/{res_id}/_history", version_id)
+    stored = await repository.version(ctx.conn, res_type, res_id, int(version_id), access=ctx.access)
+    if stored is None:
+        raise not_found(f"{res_type}/{res_id}/_history", version_id)
+    if stored.deleted:
+        raise _gone(res_type, f"{res_id}/_history/{version_id}")
+    return Result(200, stored)

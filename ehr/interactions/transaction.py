@@ -1,0 +1,269 @@
+"""batch and transaction Bundles.
+
+A transaction is all-or-nothing in one database transaction, processed in the order the spec
+sets (DELETE, POST, PUT/PATCH, then GET/HEAD) whatever the entry order, with ``urn:uuid:`` (and
+other fullUrl) references rewritten to the ids the server assigns and conditional references
+(``Patient?identifier=…``) resolved to the one resource they match.  A batch runs each entry in
+its own transaction and reports each entry's outcome.
+"""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ehr import bundle
+from ehr.interactions import create, delete, history, patch, read, update
+from ehr.interactions.context import Context, Result
+from ehr.interactions.preconditions import new_id, single_match
+from ehr.interactions.urls import Target, parse_target
+from ehr.outcome import FHIRError, Issue, operation_outcome
+from ehr.parsing import check_resource
+from ehr.search.access import AccessFilter
+from ehr.search.engine import search
+from ehr.store.clock import to_instant
+from ehr.store.db import write_transaction
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
+_REASON = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    target: Target
+    full_url: str | None
+    resource: dict | None
+    if_match: str | None = None
+    if_none_exist: str | None = None
+    if_none_match: str | None = None
+    result: Result | None = None
+    error: FHIRError | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def where(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+
+@dataclass
+class Options:
+    base_url: str
+    default_count: int
+    max_count: int
+    max_entries: int
+    representation: bool  # Prefer: return=representation
+    access: AccessFilter | None = None
+
+
+def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
+    raw = bundle_json.get("entry") or []
+    if not isinstance(raw, list):
+        raise FHIRError.of(400, "structure", "Bundle.entry must be an array", "Bundle.entry")
+    if len(raw) > opts.max_entries:
+        raise FHIRError.of(
+            413, "too-costly", f"The Bundle has {len(raw)} entries; at most {opts.max_entries} are accepted", "Bundle.entry"
+        )
+    out = []
+    for i, e in enumerate(raw):
+        where = f"Bundle.entry[{i}]"
+        req = e.get("request") if isinstance(e, dict) else None
+        if not isinstance(req, dict) or not isinstance(req.get("url"), str):
+            raise FHIRError.of(400, "required", "Each entry needs request.method and request.url", f"{where}.request")
+        method = req.get("method")
+        if method not in _ORDER:
+            raise FHIRError.of(400, "invalid", f"Unsupported request.method {method!r}", f"{where}.request.method")
+        target = parse_target(req["url"], opts.base_url, f"{where}.request.url")
+        res = e.get("resource")
+        if method in ("POST", "PUT") and res is None:
+            raise FHIRError.of(400, "required", f"A {method} entry needs a resource", f"{where}.resource")
+        out.append(
+            Entry(i, method, target, e.get("fullUrl"), res, req.get("ifMatch"), req.get("ifNoneExist"), req.get("ifNoneMatch"))
+        )
+    return out
+
+
+def _validate(entry: Entry) -> None:
+    if entry.method in ("POST", "PUT"):
+        if entry.target.res_type is None:
+            raise FHIRError.of(400, "invalid", "The request URL must name a resource type", f"{entry.where}.request.url")
+        url_id = entry.target.res_id if entry.method == "PUT" else None
+        entry.resource = check_resource(
+            entry.resource, expected_type=entry.target.res_type, url_id=url_id, where=f"{entry.where}.resource."
+        )
+
+
+def _patch_operations(entry: Entry) -> Any:
+    res = entry.resource
+    if isinstance(res, dict) and res.get("resourceType") == "Binary" and res.get("data"):
+        try:
+            return orjson.loads(base64.b64decode(res["data"]))
+        except (ValueError, orjson.JSONDecodeError):
+            raise FHIRError.of(400, "structure", "The Binary does not hold a JSON Patch", f"{entry.where}.resource.data") from None
+    raise FHIRError.of(400, "not-supported", "PATCH entries take a Binary holding a JSON Patch", f"{entry.where}.resource")
+
+
+def _rewrite(value: Any, ids: dict[str, str]) -> Any:
+    """Replace every reference to a Bundle-local fullUrl by the server's Type/id."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "reference" and isinstance(v, str):
+                if v in ids:
+                    value[k] = ids[v]
+            else:
+                _rewrite(v, ids)
+    elif isinstance(value, list):
+        for v in value:
+            _rewrite(v, ids)
+    return value
+
+
+def _conditional_references(value: Any, found: list[str]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "reference" and isinstance(v, str) and "?" in v and not v.startswith(("http:", "https:", "urn:")):
+                found.append(v)
+            else:
+                _conditional_references(v, found)
+    elif isinstance(value, list):
+        for v in value:
+            _conditional_references(v, found)
+
+
+async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
+    ids: dict[str, str] = {}
+    for e in entries:
+        t = e.target
+        if e.method == "POST":
+            existing = None
+            if e.if_none_exist:
+                existing = await single_match(ctx.conn, t.res_type, e.if_none_exist, ctx.access, f"{e.where}.request.ifNoneExist")
+            e.extra["id"] = existing or new_id()
+            e.extra["existing"] = existing is not None
+            if e.full_url:
+                ids[e.full_url] = f"{t.res_type}/{e.extra['id']}"
+        elif e.method == "PUT" and t.res_id is None:
+            match = await single_match(ctx.conn, t.res_type, t.query, ctx.access, "Conditional update")
+            e.extra["id"] = match or (e.resource or {}).get("id") or new_id()
+            if e.full_url:
+                ids[e.full_url] = f"{t.res_type}/{e.extra['id']}"
+        elif e.method == "PUT" and e.full_url:
+            ids[e.full_url] = f"{t.res_type}/{t.res_id}"
+    resolved: dict[str, str] = {}
+    for e in entries:
+        if e.resource is None:
+            continue
+        conditional: list[str] = []
+        _conditional_references(e.resource, conditional)
+        for ref in conditional:
+            if ref in resolved:
+                continue
+            res_type, _, query = ref.partition("?")
+            match = await single_match(ctx.conn, res_type, query, ctx.access, f"Conditional reference {ref}")
+            if match is None:
+                raise FHIRError.of(404, "not-found", f"The conditional reference {ref} matches nothing", f"{e.where}.resource")
+            resolved[ref] = f"{res_type}/{match}"
+    ids.update(resolved)
+    return ids
+
+
+async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
+    t = e.target
+    if e.method == "POST":
+        if e.extra.get("existing"):  # If-None-Exist matched while ids were assigned
+            return Result(200, (await read.read(ctx, t.res_type, e.extra["id"])).stored)
+        if "id" in e.extra:
+            return await create.submit_or_create(ctx, t.res_type, e.resource, res_id=e.extra["id"])
+        return await create.submit_or_create(ctx, t.res_type, e.resource, if_none_exist=e.if_none_exist)
+    if e.method == "PUT":
+        return await update.update(ctx, t.res_type, t.res_id or e.extra["id"], e.resource, if_match=e.if_match)
+    if e.method == "DELETE":
+        if t.res_id is None:
+            return await delete.conditional_delete(ctx, t.res_type, t.query, if_match=e.if_match)
+        return await delete.delete(ctx, t.res_type, t.res_id, if_match=e.if_match)
+    if e.method == "PATCH":
+        ops = _patch_operations(e)
+        if t.res_id is None:
+            return await patch.conditional_patch(ctx, t.res_type, t.query, ops, if_match=e.if_match)
+        return await patch.patch(ctx, t.res_type, t.res_id, ops, if_match=e.if_match)
+    # GET / HEAD
+    if t.history:
+        return await history.history(
+            ctx, t.res_type, t.res_id, t.params, default_count=opts.default_count, max_count=opts.max_count
+        )
+    if t.version_id is not None:
+        return await read.vread(ctx, t.res_type, t.res_id, t.version_id)
+    if t.res_id is not None:
+        return await read.read(ctx, t.res_type, t.res_id)
+    found = await search(
+        ctx.conn, t.res_type, t.params, base_url=opts.base_url, access=ctx.access,
+        default_count=opts.default_count, max_count=opts.max_count,
+    )
+    return Result(200, body=found.bundle)
+
+
+def _response_entry(e: Entry, opts: Options) -> bytes:
+    if e.error is not None:
+        status = e.error.status
+        return bundle.entry(
+            None, response={"status": str(status), "outcome": operation_outcome(e.error.issues)}
+        )
+    r = e.result
+    response: dict = {"status": f"{r.status} {_REASON.get(r.status, '')}".strip()}
+    s = r.stored
+    full_url = None
+    if s is not None:
+        full_url = f"{opts.base_url}/{s.res_type}/{s.res_id}"
+        if not s.deleted:
+            response["etag"] = s.etag
+            response["lastModified"] = to_instant(s.last_updated)
+        if r.status == 201:
+            response["location"] = f"{s.res_type}/{s.res_id}/_history/{s.version_id}"
+    body = None
+    if e.method in ("GET", "HEAD"):
+        body = r.content if e.method == "GET" else None
+    elif opts.representation and s is not None and not s.deleted:
+        body = s.content
+    return bundle.entry(full_url, body, response=response)
+
+
+def _prefix(err: FHIRError, where: str) -> FHIRError:
+    err.issues = [
+        Issue(i.code, i.diagnostics, i.severity, i.expression or (where,)) for i in err.issues
+    ]
+    return err
+
+
+async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
+    entries = _entries(bundle_json, opts)
+    for e in entries:
+        _validate(e)
+    async with write_transaction(engine) as conn:
+        ctx = Context(conn, opts.base_url, opts.access)
+        ids = await _assign_ids(ctx, entries)
+        if ids:
+            for e in entries:
+                if e.resource is not None:
+                    _rewrite(e.resource, ids)
+        for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+            try:
+                e.result = await _run(ctx, e, opts)
+            except FHIRError as err:
+                raise _prefix(err, e.where) from None
+    return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in entries))
+
+
+async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
+    entries = _entries(bundle_json, opts)
+    for e in entries:
+        try:
+            _validate(e)
+            async with write_transaction(engine) as conn:
+                e.result = await _run(Context(conn, opts.base_url, opts.access), e, opts)
+        except FHIRError as err:
+            e.error = err
+    return bundle.bundle("batch-response", (_response_entry(e, opts) for e in entries))

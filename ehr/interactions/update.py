@@ -1,0 +1,31 @@
+"""update (also update-as-create with a client id) and conditional update."""
+from __future__ import annotations
+
+from ehr.interactions.context import Context, Result, store
+from ehr.interactions.preconditions import check_id, check_if_match, lock_condition, new_id, single_match
+from ehr.outcome import FHIRError
+from ehr.store import repository
+
+
+async def update(ctx: Context, res_type: str, res_id: str, res: dict, *, if_match: str | None = None) -> Result:
+    check_id(res_type, res_id)
+    prior = await repository.current(ctx.conn, res_type, res_id, for_update=True)
+    check_if_match(res_type, res_id, prior, if_match)
+    existed = prior is not None and not prior.deleted
+    stored = await store(ctx, res_type, res_id, res, method="PUT", prior=prior)
+    return Result(200 if existed else 201, stored)
+
+
+async def conditional_update(
+    ctx: Context, res_type: str, query: str, res: dict, *, if_match: str | None = None
+) -> Result:
+    await lock_condition(ctx.conn, res_type, query)
+    match = await single_match(ctx.conn, res_type, query, ctx.access, "Conditional update")
+    body_id = res.get("id")
+    if match is not None:
+        if body_id is not None and body_id != match:
+            raise FHIRError.of(
+                400, "invalid", f"The resource id {body_id!r} differs from the matched {res_type}/{match}", f"{res_type}.id"
+            )
+        return await update(ctx, res_type, match, res, if_match=if_match)
+    return await update(ctx, res_type, body_id or new_id(), res, if_match=if_match)

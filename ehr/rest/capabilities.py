@@ -1,0 +1,86 @@
+"""GET /fhir/metadata: the CapabilityStatement, generated from what is registered."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import orjson
+from fastapi import APIRouter
+
+from ehr.operations.registry import registered
+from ehr.rest.http import AppSettings, fhir_response
+from ehr.search.registry import get_registry
+from ehr.store.clock import now_us, to_instant
+
+router = APIRouter()
+
+_TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
+
+# Extra blocks (e.g. rest.security) contributed by other packages at start-up.
+_EXTENSIONS: dict[str, object] = {}
+
+
+def contribute(key: str, value: object) -> None:
+    _EXTENSIONS[key] = value
+    capability_statement.cache_clear()
+
+
+def _resource_entry(res_type: str, params: dict) -> dict:
+    ops = [
+        {"name": op.name, "definition": op.definition}
+        for op in registered()
+        if ({"type", "instance"} & op.levels) and (op.types is None or res_type in op.types)
+    ]
+    entry = {
+        "type": res_type,
+        "interaction": [{"code": c} for c in _TYPE_INTERACTIONS],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "single",
+        "referencePolicy": ["literal", "logical"],
+        "searchInclude": ["*"] + sorted(f"{res_type}:{p.code}" for p in params.values() if p.type == "reference"),
+        "searchRevInclude": ["*"],
+        "searchParam": [
+            {"name": p.code, "definition": p.url, "type": p.type} for p in sorted(params.values(), key=lambda p: p.code) if p.url
+        ],
+    }
+    if ops:
+        entry["operation"] = ops
+    return entry
+
+
+@lru_cache(maxsize=4)
+def capability_statement(base_url: str) -> bytes:
+    registry = get_registry()
+    rest: dict = {
+        "mode": "server",
+        "resource": [_resource_entry(t, registry.for_type(t)) for t in sorted(registry.resource_types)],
+        "interaction": [{"code": c} for c in ("transaction", "batch", "search-system", "history-system")],
+        "operation": [{"name": op.name, "definition": op.definition} for op in registered() if "system" in op.levels],
+    }
+    if not rest["operation"]:
+        del rest["operation"]
+    if "security" in _EXTENSIONS:
+        rest["security"] = _EXTENSIONS["security"]
+    cs = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": to_instant(now_us())[:10],
+        "publisher": "Sijill",
+        "kind": "instance",
+        "software": {"name": "Sijill", "version": "0.1.0"},
+        "implementation": {"description": "Sijill FHIR server for AMO (Morocco)", "url": base_url},
+        "fhirVersion": "4.3.0",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [rest],
+    }
+    return orjson.dumps(cs)
+
+
+@router.get("/fhir/metadata")
+async def metadata(settings: AppSettings):
+    return fhir_response(capability_statement(settings.base_url))

@@ -1,0 +1,148 @@
+"""The versioned store: every write is a new version; reads send the stored bytes.
+
+The server owns ``id``, ``meta.versionId`` and ``meta.lastUpdated``; whatever the client sent
+there is replaced.  The current version lives in ``resource`` (one primary-key lookup for a
+read) and every version, deletions included, in ``resource_version``.  Index rows are
+rewritten in the same transaction as the version they describe.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ehr.outcome import FHIRError
+from ehr.search.access import AccessFilter
+from ehr.search.indexer import index_resource, unindex_resource
+from ehr.store.clock import now_us, to_instant
+from ehr.store.schema import resource, resource_version
+
+
+@dataclass(frozen=True)
+class Stored:
+    rid: int
+    res_type: str
+    res_id: str
+    version_id: int
+    last_updated: int  # epoch µs
+    deleted: bool
+    content: bytes | None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    def resource(self) -> dict:
+        return orjson.loads(self.content) if self.content else {}
+
+
+_CURRENT_COLS = (
+    resource.c.rid,
+    resource.c.res_type,
+    resource.c.res_id,
+    resource.c.version_id,
+    resource.c.last_updated,
+    resource.c.deleted,
+    resource.c.content,
+)
+_current_stmt = select(*_CURRENT_COLS).where(
+    and_(resource.c.res_type == bindparam("t"), resource.c.res_id == bindparam("i"))
+)
+
+
+def _visible(stmt, table, access: AccessFilter | None):
+    clause = access.clause(table) if access is not None else None
+    return stmt if clause is None else stmt.where(clause)
+
+
+async def current(
+    conn: AsyncConnection,
+    res_type: str,
+    res_id: str,
+    *,
+    for_update: bool = False,
+    access: AccessFilter | None = None,
+) -> Stored | None:
+    stmt = _visible(_current_stmt, resource, access)
+    if for_update:
+        stmt = stmt.with_for_update()
+    row = (await conn.execute(stmt, {"t": res_type, "i": res_id})).first()
+    return Stored(*row) if row else None
+
+
+async def version(
+    conn: AsyncConnection, res_type: str, res_id: str, version_id: int, *, access: AccessFilter | None = None
+) -> Stored | None:
+    v = resource_version.c
+    stmt = select(v.rid, v.res_type, v.res_id, v.version_id, v.last_updated, v.deleted, v.content).where(
+        v.res_type == res_type, v.res_id == res_id, v.version_id == version_id
+    )
+    stmt = _visible(stmt, resource_version, access)
+    row = (await conn.execute(stmt)).first()
+    return Stored(*row) if row else None
+
+
+def stamp(res: dict, res_id: str, version_id: int, last_updated: int) -> bytes:
+    """Serialise with the server-owned fields, resourceType/id/meta first."""
+    meta = dict(res.get("meta") or {})
+    meta["versionId"] = str(version_id)
+    meta["lastUpdated"] = to_instant(last_updated)
+    out = {"resourceType": res["resourceType"], "id": res_id, "meta": meta}
+    for k, val in res.items():
+        if k not in out:
+            out[k] = val
+    res.clear()
+    res.update(out)
+    return orjson.dumps(out)
+
+
+async def write(
+    conn: AsyncConnection, res_type: str, res_id: str, res: dict | None, *, method: str, prior: Stored | None
+) -> Stored:
+    """Write the next version of ``res_type/res_id`` (``res`` None = delete).
+
+    ``prior`` is the current row as the caller read it (``for_update`` on PostgreSQL); the
+    update is conditional on its version so a concurrent writer can never be silently
+    overwritten.
+    """
+    last_updated = now_us()
+    if prior is not None and last_updated <= prior.last_updated:
+        last_updated = prior.last_updated + 1  # versions of a resource stay strictly ordered
+    version_id = (prior.version_id + 1) if prior else 1
+    content = stamp(res, res_id, version_id, last_updated) if res is not None else None
+    deleted = res is None
+    row = {"version_id": version_id, "last_updated": last_updated, "deleted": deleted, "content": content}
+    if prior is None:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        stmt = (
+            dialect_insert(resource)
+            .values(res_type=res_type, res_id=res_id, **row)
+            .on_conflict_do_nothing(index_elements=["res_type", "res_id"])
+            .returning(resource.c.rid)
+        )
+        rid = (await conn.execute(stmt)).scalar()
+        if rid is None:
+            raise FHIRError.of(409, "conflict", f"{res_type}/{res_id} was created by a concurrent request; retry")
+    else:
+        rid = prior.rid
+        result = await conn.execute(
+            update(resource)
+            .where(resource.c.rid == rid, resource.c.version_id == prior.version_id)
+            .values(**row)
+        )
+        if result.rowcount != 1:
+            raise FHIRError.of(
+                412, "conflict", f"{res_type}/{res_id} was changed by a concurrent request (version conflict)"
+            )
+    await conn.execute(
+        insert(resource_version).values(rid=rid, res_type=res_type, res_id=res_id, method=method, **row)
+    )
+    if res is None:
+        await unindex_resource(conn, rid)
+    else:
+        await index_resource(conn, rid, res)
+    return Stored(rid, res_type, res_id, version_id, last_updated, deleted, content)

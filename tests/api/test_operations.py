@@ -1,0 +1,36 @@
+"""$everything and $validate."""
+from tests.api.helpers import issues, observation, patient
+
+
+async def test_everything_returns_compartment_and_referenced_resources(client):
+    org = (await client.post("/Organization", json={"resourceType": "Organization", "name": "CHU Ibn Rochd"})).json()
+    pid = (await client.post("/Patient", json=patient(managingOrganization={"reference": f"Organization/{org['id']}"}))).json()["id"]
+    other = (await client.post("/Patient", json=patient(family="Other"))).json()["id"]
+    for code in ("8867-4", "8310-5", "29463-7"):
+        await client.post("/Observation", json=observation(f"Patient/{pid}", code))
+    await client.post("/Observation", json=observation(f"Patient/{other}"))
+    body = (await client.get(f"/Patient/{pid}/$everything")).json()
+    got = sorted(e["resource"]["resourceType"] for e in body["entry"])
+    assert got == ["Observation", "Observation", "Observation", "Organization", "Patient"]
+    assert body["total"] == 5
+    only_obs = (await client.get(f"/Patient/{pid}/$everything?_type=Observation&_count=2")).json()
+    assert len(only_obs["entry"]) == 2 and only_obs["total"] == 3
+    nxt = next(l["url"] for l in only_obs["link"] if l["relation"] == "next")
+    rest = (await client.get(nxt)).json()
+    assert len(rest["entry"]) == 1
+    assert (await client.get("/Patient/nobody/$everything")).status_code == 404
+    assert (await client.get(f"/Patient/{pid}/$everything?_type=Unicorn")).status_code == 400
+
+
+async def test_validate_stores_nothing(client):
+    r = await client.post("/Patient/$validate", json=patient())
+    assert r.status_code == 200 and issues(r)[0]["severity"] == "information"
+    r = await client.post("/Patient/$validate", json=patient(birthDate="02/03/1984"))
+    assert r.status_code == 200
+    assert [i["expression"] for i in issues(r)] == [["Patient.birthDate"]]
+    params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient(gender=3)}]}
+    r = await client.post("/Patient/$validate", json=params)
+    assert issues(r)[0]["expression"] == ["Patient.gender"]
+    assert (await client.get("/Patient")).json()["total"] == 0
+    assert (await client.post("/Patient/$validate", json={"resourceType": "Parameters"})).status_code == 400
+    assert (await client.post("/Patient/$nonsense", json=patient())).status_code == 404
