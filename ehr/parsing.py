@@ -99,6 +99,9 @@ def check_resource(
             400, "invalid", f"The resource is a {res_type}, the URL names {expected_type}", f"{res_type}.resourceType"
         )
     if url_id is not None:
+        from ehr.interactions.preconditions import check_id
+
+        check_id(res_type, url_id)
         body_id = data.get("id")
         if body_id is None:
             raise FHIRError.of(400, "required", "The resource must carry the id named in the URL", f"{res_type}.id")

@@ -6,7 +6,8 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Request
 
 from ehr.operations.registry import Invocation, resolve
-from ehr.parsing import check_resource, parse_json
+from ehr.outcome import FHIRError
+from ehr.parsing import parse_json
 from ehr.rest.deps import Access, Engine, ResourceType
 from ehr.rest.http import AppSettings, read_body
 
@@ -26,7 +27,9 @@ async def _invocation(request: Request, engine, settings, access, res_type, res_
     inv.params = list(parse_qsl(request.url.query, keep_blank_values=True))
     if request.method == "POST":
         body = parse_json(await read_body(request, settings))
-        body = check_resource(body)
+        if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
+            raise FHIRError.of(400, "structure", "An operation takes a Parameters resource or a resource as its body")
+        # The body is not validated here: $validate must see invalid resources; handlers check what they use.
         if body["resourceType"] == "Parameters":
             inv.params += [(p.get("name"), _parameter_value(p)) for p in body.get("parameter") or []]
         else:

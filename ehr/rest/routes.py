@@ -41,6 +41,7 @@ def _condition(request: Request) -> str:
 
 
 @router.post("/fhir")
+@router.post("/fhir/", include_in_schema=False)
 async def bundle_endpoint(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
     body = parse_json(await read_body(request, settings))
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
@@ -62,6 +63,7 @@ async def system_history(request: Request, engine: Engine, settings: AppSettings
 
 
 @router.get("/fhir")
+@router.get("/fhir/", include_in_schema=False)
 async def system_search(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
     return await _search(engine, settings, prefer, access, None, _query(request))
 
