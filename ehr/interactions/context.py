@@ -13,6 +13,15 @@ class Context:
     conn: AsyncConnection
     base_url: str
     access: AccessFilter | None = None
+    # Set by Bundle processing: index rows are then written once for the whole Bundle.
+    pending_index: list | None = None
+
+    async def flush(self) -> None:
+        """Make everything written so far searchable (before a search inside a Bundle)."""
+        if self.pending_index:
+            from ehr.store.repository import flush_index
+
+            await flush_index(self.conn, self.pending_index)
 
 
 @dataclass
@@ -35,4 +44,6 @@ async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: 
     from ehr.store import repository
 
     await validate_write(ctx, res)
-    return await repository.write(ctx.conn, res_type, res_id, res, method=method, prior=prior)
+    return await repository.write(
+        ctx.conn, res_type, res_id, res, method=method, prior=prior, index_later=ctx.pending_index
+    )

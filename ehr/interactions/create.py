@@ -12,7 +12,7 @@ async def create(
     """``res_id`` is only for ids the server assigned earlier (a transaction's urn:uuid entries)."""
     if if_none_exist:
         await lock_condition(ctx.conn, res_type, if_none_exist)
-        existing = await single_match(ctx.conn, res_type, if_none_exist, ctx.access, "If-None-Exist")
+        existing = await single_match(ctx, res_type, if_none_exist, "If-None-Exist")
         if existing is not None:
             return Result(200, await repository.current(ctx.conn, res_type, existing))
     # The server owns ids: whatever id the client sent is replaced.

@@ -17,7 +17,7 @@ async def delete(ctx: Context, res_type: str, res_id: str, *, if_match: str | No
 
 async def conditional_delete(ctx: Context, res_type: str, query: str, *, if_match: str | None = None) -> Result:
     await lock_condition(ctx.conn, res_type, query)
-    match = await single_match(ctx.conn, res_type, query, ctx.access, "Conditional delete")
+    match = await single_match(ctx, res_type, query, "Conditional delete")
     if match is None:
         return Result(204)
     return await delete(ctx, res_type, match, if_match=if_match)

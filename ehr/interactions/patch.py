@@ -42,7 +42,7 @@ async def conditional_patch(
     ctx: Context, res_type: str, query: str, operations: object, *, if_match: str | None = None
 ) -> Result:
     await lock_condition(ctx.conn, res_type, query)
-    match = await single_match(ctx.conn, res_type, query, ctx.access, "Conditional patch")
+    match = await single_match(ctx, res_type, query, "Conditional patch")
     if match is None:
         raise FHIRError.of(404, "not-found", f"No {res_type} matches {query}")
     return await patch(ctx, res_type, match, operations, if_match=if_match)

@@ -4,13 +4,16 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.outcome import FHIRError
-from ehr.search.access import AccessFilter
 from ehr.search.engine import find_matches
+
+if TYPE_CHECKING:
+    from ehr.interactions.context import Context
 from ehr.store.repository import Stored
 
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -57,11 +60,10 @@ async def lock_condition(conn: AsyncConnection, res_type: str, query: str) -> No
     await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-async def single_match(
-    conn: AsyncConnection, res_type: str, query: str, access: AccessFilter | None, what: str
-) -> str | None:
+async def single_match(ctx: "Context", res_type: str, query: str, what: str) -> str | None:
     """The id of the one resource matching ``query``; None if none; 412 if several."""
-    matches = await find_matches(conn, res_type, query, access=access, limit=2)
+    await ctx.flush()
+    matches = await find_matches(ctx.conn, res_type, query, access=ctx.access, limit=2)
     if len(matches) > 1:
         raise FHIRError.of(
             412, "multiple-matches", f"{what}: {res_type}?{query} matches more than one resource"

@@ -141,13 +141,13 @@ async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
         if e.method == "POST":
             existing = None
             if e.if_none_exist:
-                existing = await single_match(ctx.conn, t.res_type, e.if_none_exist, ctx.access, f"{e.where}.request.ifNoneExist")
+                existing = await single_match(ctx, t.res_type, e.if_none_exist, f"{e.where}.request.ifNoneExist")
             e.extra["id"] = existing or new_id()
             e.extra["existing"] = existing is not None
             if e.full_url:
                 ids[e.full_url] = f"{t.res_type}/{e.extra['id']}"
         elif e.method == "PUT" and t.res_id is None:
-            match = await single_match(ctx.conn, t.res_type, t.query, ctx.access, "Conditional update")
+            match = await single_match(ctx, t.res_type, t.query, "Conditional update")
             e.extra["id"] = match or (e.resource or {}).get("id") or new_id()
             if e.full_url:
                 ids[e.full_url] = f"{t.res_type}/{e.extra['id']}"
@@ -163,7 +163,7 @@ async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
             if ref in resolved:
                 continue
             res_type, _, query = ref.partition("?")
-            match = await single_match(ctx.conn, res_type, query, ctx.access, f"Conditional reference {ref}")
+            match = await single_match(ctx, res_type, query, f"Conditional reference {ref}")
             if match is None:
                 raise FHIRError.of(404, "not-found", f"The conditional reference {ref} matches nothing", f"{e.where}.resource")
             resolved[ref] = f"{res_type}/{match}"
@@ -190,7 +190,8 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
         if t.res_id is None:
             return await patch.conditional_patch(ctx, t.res_type, t.query, ops, if_match=e.if_match)
         return await patch.patch(ctx, t.res_type, t.res_id, ops, if_match=e.if_match)
-    # GET / HEAD
+    # GET / HEAD: everything written before must be searchable
+    await ctx.flush()
     if t.history:
         return await history.history(
             ctx, t.res_type, t.res_id, t.params, default_count=opts.default_count, max_count=opts.max_count
@@ -243,7 +244,7 @@ async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> 
     for e in entries:
         _validate(e)
     async with write_transaction(engine) as conn:
-        ctx = Context(conn, opts.base_url, opts.access)
+        ctx = Context(conn, opts.base_url, opts.access, pending_index=[])
         ids = await _assign_ids(ctx, entries)
         if ids:
             for e in entries:
@@ -254,6 +255,7 @@ async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> 
                 e.result = await _run(ctx, e, opts)
             except FHIRError as err:
                 raise _prefix(err, e.where) from None
+        await ctx.flush()
     return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in entries))
 
 

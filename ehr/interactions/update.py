@@ -20,7 +20,7 @@ async def conditional_update(
     ctx: Context, res_type: str, query: str, res: dict, *, if_match: str | None = None
 ) -> Result:
     await lock_condition(ctx.conn, res_type, query)
-    match = await single_match(ctx.conn, res_type, query, ctx.access, "Conditional update")
+    match = await single_match(ctx, res_type, query, "Conditional update")
     body_id = res.get("id")
     if match is not None:
         if body_id is not None and body_id != match:

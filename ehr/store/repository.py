@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.outcome import FHIRError
 from ehr.search.access import AccessFilter
-from ehr.search.indexer import index_resource, unindex_resource
+from ehr.search.indexer import index_resource, index_resources, unindex_resource
 from ehr.store.clock import now_us, to_instant
 from ehr.store.schema import resource, resource_version
 
@@ -101,13 +101,21 @@ def stamp(res: dict, res_id: str, version_id: int, last_updated: int) -> bytes:
 
 
 async def write(
-    conn: AsyncConnection, res_type: str, res_id: str, res: dict | None, *, method: str, prior: Stored | None
+    conn: AsyncConnection,
+    res_type: str,
+    res_id: str,
+    res: dict | None,
+    *,
+    method: str,
+    prior: Stored | None,
+    index_later: list | None = None,
 ) -> Stored:
     """Write the next version of ``res_type/res_id`` (``res`` None = delete).
 
     ``prior`` is the current row as the caller read it (``for_update`` on PostgreSQL); the
     update is conditional on its version so a concurrent writer can never be silently
-    overwritten.
+    overwritten.  ``index_later`` collects (rid, resource, fresh) for one batched index write
+    at the end of a Bundle (see ``flush_index``) instead of one per resource.
     """
     last_updated = now_us()
     if prior is not None and last_updated <= prior.last_updated:
@@ -143,6 +151,23 @@ async def write(
     )
     if res is None:
         await unindex_resource(conn, rid)
+    elif index_later is not None:
+        index_later.append((rid, res, prior is None))
     else:
-        await index_resource(conn, rid, res)
+        await index_resource(conn, rid, res, fresh=prior is None)
     return Stored(rid, res_type, res_id, version_id, last_updated, deleted, content)
+
+
+async def flush_index(conn: AsyncConnection, pending: list) -> None:
+    """Write the index rows collected by ``write(..., index_later=pending)``, batched."""
+    if not pending:
+        return
+    latest: dict[int, tuple[dict, bool]] = {}
+    for rid, res, fresh in pending:  # a resource written twice in one Bundle: its last version counts
+        was_fresh = latest[rid][1] if rid in latest else fresh
+        latest[rid] = (res, was_fresh)
+    pending.clear()
+    for fresh in (True, False):
+        items = [(rid, res) for rid, (res, f) in latest.items() if f is fresh]
+        if items:
+            await index_resources(conn, items, fresh=fresh)

@@ -24,6 +24,15 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
+
+
+def PrefixString(length: int) -> String:
+    """Folded strings and URIs are matched by prefix (``LIKE 'x%'``): PostgreSQL only turns
+    that into a B-tree range under the "C" collation, which also sorts them by code point
+    exactly as SQLite does."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
 RowId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -65,7 +74,7 @@ idx_string = Table(
     Column("rid", BigInteger, nullable=False),
     Column("param", BigInteger, nullable=False),
     Column("grp", SmallInteger, nullable=False, default=0),
-    Column("norm", String(255), nullable=False),  # lower-cased, accents and Arabic variants folded
+    Column("norm", PrefixString(255), nullable=False),  # lower-cased, accents and Arabic variants folded
     Column("exact", String(255), nullable=False),
     Index("ix_string_param_norm", "param", "norm"),
     Index("ix_string_rid", "rid"),
@@ -147,7 +156,7 @@ idx_uri = Table(
     Column("rid", BigInteger, nullable=False),
     Column("param", BigInteger, nullable=False),
     Column("grp", SmallInteger, nullable=False, default=0),
-    Column("uri", String(512), nullable=False),
+    Column("uri", PrefixString(512), nullable=False),
     Index("ix_uri_param_uri", "param", "uri"),
     Index("ix_uri_rid", "rid"),
 )
