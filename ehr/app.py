@@ -16,9 +16,9 @@ from ehr.store.db import create_engine
 
 log = logging.getLogger("sijill")
 
-# Importing an operation module registers its handlers.
-import ehr.operations.everything  # noqa: E402,F401
-import ehr.operations.validate  # noqa: E402,F401
+from ehr.plugins import load_plugins  # noqa: E402
+
+load_plugins()
 
 
 def _outcome(status: int, issues: list[Issue], headers: dict | None = None) -> Response:

@@ -15,6 +15,19 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
+def _mount() -> None:
+    """Commands contributed by the domain packages."""
+    from ehr.security.cli import audit_app, token_command
+    from profiles.cli import reference_app
+
+    app.command("token")(token_command)
+    app.add_typer(audit_app, name="audit")
+    app.add_typer(reference_app, name="reference")
+
+
+_mount()
+
+
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),

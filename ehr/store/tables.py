@@ -2,7 +2,11 @@
 import importlib
 
 # Modules that define tables on ehr.store.schema.metadata, beyond the store's own.
-TABLE_MODULES = ("ehr.store.schema",)
+TABLE_MODULES = (
+    "ehr.store.schema",
+    "ehr.security.tables",
+    "profiles.reference.tables",
+)
 
 
 def load_all_tables() -> None:

@@ -1,0 +1,31 @@
+"""What the domain packages add to the generic server, loaded once per process.
+
+Operations register themselves when their module is imported; hooks (profile validation on
+write, care-sheet submission, the terminology behind ``:in``) are installed here, so the app
+factory has a single place to call.
+"""
+from __future__ import annotations
+
+import importlib
+
+OPERATION_MODULES = (
+    "ehr.operations.everything",
+    "ehr.operations.validate",
+    "ehr.operations.terminology",
+)
+
+_loaded = False
+
+
+def load_plugins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    for name in OPERATION_MODULES:
+        importlib.import_module(name)
+    from ehr.search.terminology import set_terminology
+    from profiles.terminology import get_terminology
+    from profiles.terminology.search_hook import SearchTerminology
+
+    set_terminology(SearchTerminology(get_terminology()))
+    _loaded = True
