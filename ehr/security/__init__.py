@@ -1,0 +1,1 @@
+"""Authentication, authorisation and audit building blocks (SMART on FHIR, IHE BALP)."""
