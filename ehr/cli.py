@@ -46,12 +46,25 @@ def serve(
 
 @db_app.command("upgrade")
 def db_upgrade(revision: str = typer.Argument("head")) -> None:
-    """Apply schema migrations (SQLite or PostgreSQL, per SIJILL_DATABASE_URL)."""
+    """Apply schema migrations (SQLite or PostgreSQL, per SIJILL_DATABASE_URL) and store the shipped profiles."""
     from ehr.store.migrate import upgrade
 
-    url = get_settings().database_url
-    upgrade(url, revision)
+    from ehr.content_install import install_content
+    from ehr.store.db import create_engine
+
+    settings = get_settings()
+    upgrade(settings.database_url, revision)
     console.print(f"[green]Database at {revision}[/green]")
+
+    async def install() -> tuple[int, int]:
+        engine = create_engine(settings.database_url)
+        try:
+            return await install_content(engine, settings.base_url)
+        finally:
+            await engine.dispose()
+
+    written, unchanged = asyncio.run(install())
+    console.print(f"Conformance content: {written} written, {unchanged} unchanged")
 
 
 @app.command()
