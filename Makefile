@@ -16,10 +16,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo serves with the built-in token issuer on: `sijill token --user doctor` prints a token.
 run: install
 	$(BIN)/sijill db upgrade
+	$(BIN)/sijill reference load-sample
 	$(BIN)/sijill demo --patients $(DEMO_PATIENTS)
-	$(BIN)/sijill serve --host 127.0.0.1 --port 8000
+	SIJILL_DEV_ISSUER_ENABLED=true $(BIN)/sijill serve --host 127.0.0.1 --port 8000
 
 test: install
 	$(BIN)/python -m pytest

@@ -68,97 +68,70 @@ resource_version = Table(
     Index("ix_version_updated", "last_updated"),
 )
 
-idx_string = Table(
-    "idx_string",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
-    Column("norm", PrefixString(255), nullable=False),  # lower-cased, accents and Arabic variants folded
-    Column("exact", String(255), nullable=False),
-    Index("ix_string_param_norm", "param", "norm"),
-    Index("ix_string_rid", "rid"),
-)
+def _index_table(name: str, *columns: Column, indexes: dict[str, tuple[str, ...]]) -> Table:
+    """An index table: (rid, param, grp) plus the value columns of its parameter type."""
+    return Table(
+        name,
+        metadata,
+        Column("rid", BigInteger, nullable=False),
+        Column("param", BigInteger, nullable=False),
+        Column("grp", SmallInteger, nullable=False, default=0),
+        *columns,
+        *(Index(ix, *cols) for ix, cols in indexes.items()),
+        Index(f"ix_{name.removeprefix('idx_')}_rid", "rid"),
+    )
 
-idx_token = Table(
+
+idx_string = _index_table(
+    "idx_string",
+    Column("norm", String(255), nullable=False),  # lower-cased, accents and Arabic variants folded
+    Column("exact", String(255), nullable=False),
+    indexes={"ix_string_param_norm": ("param", "norm")},
+)
+idx_token = _index_table(
     "idx_token",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
     Column("system", String(255), nullable=True),
     Column("code", String(255), nullable=True),
     Column("text", String(255), nullable=True),  # normalised display/text for :text
-    Index("ix_token_param_code", "param", "code", "system"),
-    Index("ix_token_param_system", "param", "system"),
-    Index("ix_token_rid", "rid"),
+    indexes={"ix_token_param_code": ("param", "code", "system"), "ix_token_param_system": ("param", "system")},
 )
-
-idx_reference = Table(
+idx_reference = _index_table(
     "idx_reference",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
     Column("target_type", String(64), nullable=True),
     Column("target_id", String(64), nullable=True),
     Column("url", String(512), nullable=True),  # absolute or canonical references
-    Index("ix_reference_param_target", "param", "target_id", "target_type"),
-    Index("ix_reference_target", "target_type", "target_id"),
-    Index("ix_reference_param_url", "param", "url"),
-    Index("ix_reference_rid", "rid"),
+    indexes={
+        "ix_reference_param_target": ("param", "target_id", "target_type"),
+        "ix_reference_target": ("target_type", "target_id"),
+        "ix_reference_param_url": ("param", "url"),
+    },
 )
-
-idx_date = Table(
+idx_date = _index_table(
     "idx_date",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
     Column("low", BigInteger, nullable=False),
     Column("high", BigInteger, nullable=False),
-    Index("ix_date_param_low", "param", "low"),
-    Index("ix_date_param_high", "param", "high"),
-    Index("ix_date_rid", "rid"),
+    indexes={"ix_date_param_low": ("param", "low"), "ix_date_param_high": ("param", "high")},
 )
-
-idx_number = Table(
+idx_number = _index_table(
     "idx_number",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
     Column("value", Float(53), nullable=False),
     Column("low", Float(53), nullable=False),
     Column("high", Float(53), nullable=False),
-    Index("ix_number_param_value", "param", "value"),
-    Index("ix_number_rid", "rid"),
+    indexes={"ix_number_param_value": ("param", "value")},
 )
-
-idx_quantity = Table(
+idx_quantity = _index_table(
     "idx_quantity",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
     Column("system", String(255), nullable=True),
     Column("code", String(255), nullable=True),
     Column("value", Float(53), nullable=False),
     Column("low", Float(53), nullable=False),
     Column("high", Float(53), nullable=False),
-    Index("ix_quantity_param_value", "param", "value"),
-    Index("ix_quantity_rid", "rid"),
+    indexes={"ix_quantity_param_value": ("param", "value")},
 )
-
-idx_uri = Table(
+idx_uri = _index_table(
     "idx_uri",
-    metadata,
-    Column("rid", BigInteger, nullable=False),
-    Column("param", BigInteger, nullable=False),
-    Column("grp", SmallInteger, nullable=False, default=0),
-    Column("uri", PrefixString(512), nullable=False),
-    Index("ix_uri_param_uri", "param", "uri"),
-    Index("ix_uri_rid", "rid"),
+    Column("uri", String(512), nullable=False),
+    indexes={"ix_uri_param_uri": ("param", "uri")},
 )
 
 # Which patient (practitioner, encounter…) compartments a resource belongs to, from the
