@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import and_, bindparam, insert, select, update
+from sqlalchemy import and_, bindparam, insert, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -156,6 +156,91 @@ async def write(
     else:
         await index_resource(conn, rid, res, fresh=prior is None)
     return Stored(rid, res_type, res_id, version_id, last_updated, deleted, content)
+
+
+async def current_many(
+    conn: AsyncConnection, keys: list[tuple[str, str]], *, for_update: bool = False
+) -> dict[tuple[str, str], Stored]:
+    """The current rows of many (type, id) pairs in one query (a Bundle's targets)."""
+    found: dict[tuple[str, str], Stored] = {}
+    for part in _chunks(sorted(set(keys))):
+        stmt = select(*_CURRENT_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(part))
+        if for_update:
+            stmt = stmt.with_for_update()
+        found.update({(row.res_type, row.res_id): Stored(*row) for row in await conn.execute(stmt)})
+    return found
+
+
+# Bound parameters per statement stay well under SQLite's and PostgreSQL's limits.
+_CHUNK = 500
+
+
+def _chunks(seq: list) -> list[list]:
+    return [seq[i : i + _CHUNK] for i in range(0, len(seq), _CHUNK)]
+
+
+@dataclass
+class NewVersion:
+    res_type: str
+    res_id: str
+    res: dict
+    method: str
+    prior: Stored | None
+
+
+async def write_many(conn: AsyncConnection, items: list[NewVersion], *, index_later: list) -> list[Stored]:
+    """``write`` for many resources at once: one INSERT for the new ones, one UPDATE per
+    changed one, one INSERT for all versions, whatever the count.  Same guarantees as
+    ``write``: a concurrent creation is a 409, a concurrent update a 412.
+    """
+    if not items:
+        return []
+    now = now_us()
+    rows = []
+    for item in items:
+        prior = item.prior
+        last_updated = max(now, prior.last_updated + 1) if prior is not None else now
+        version_id = prior.version_id + 1 if prior is not None else 1
+        content = stamp(item.res, item.res_id, version_id, last_updated)
+        rows.append({"version_id": version_id, "last_updated": last_updated, "deleted": False, "content": content})
+    fresh = [(item, row) for item, row in zip(items, rows) if item.prior is None]
+    rids: dict[tuple[str, str], int] = {}
+    if fresh:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        for part in _chunks(fresh):
+            stmt = (
+                dialect_insert(resource)
+                .values([{"res_type": i.res_type, "res_id": i.res_id, **row} for i, row in part])
+                .on_conflict_do_nothing(index_elements=["res_type", "res_id"])
+                .returning(resource.c.rid, resource.c.res_type, resource.c.res_id)
+            )
+            rids.update({(t, i): rid for rid, t, i in await conn.execute(stmt)})
+        if len(rids) != len(fresh):
+            lost = next(f"{i.res_type}/{i.res_id}" for i, _ in fresh if (i.res_type, i.res_id) not in rids)
+            raise FHIRError.of(409, "conflict", f"{lost} was created by a concurrent request; retry")
+    changed = [(item, row) for item, row in zip(items, rows) if item.prior is not None]
+    if changed:
+        result = await conn.execute(
+            update(resource)
+            .where(resource.c.rid == bindparam("b_rid"), resource.c.version_id == bindparam("b_prior"))
+            .values(version_id=bindparam("b_vid"), last_updated=bindparam("b_at"), deleted=False, content=bindparam("b_content")),
+            [
+                {"b_rid": i.prior.rid, "b_prior": i.prior.version_id, "b_vid": r["version_id"], "b_at": r["last_updated"], "b_content": r["content"]}
+                for i, r in changed
+            ],
+        )
+        if result.rowcount != len(changed):
+            raise FHIRError.of(412, "conflict", "A resource of the Bundle was changed by a concurrent request (version conflict)")
+        rids.update({(i.res_type, i.res_id): i.prior.rid for i, _ in changed})
+    stored = []
+    versions = []
+    for item, row in zip(items, rows):
+        rid = rids[(item.res_type, item.res_id)]
+        versions.append({"rid": rid, "res_type": item.res_type, "res_id": item.res_id, "method": item.method, **row})
+        index_later.append((rid, item.res, item.prior is None))
+        stored.append(Stored(rid, item.res_type, item.res_id, row["version_id"], row["last_updated"], False, row["content"]))
+    await conn.execute(insert(resource_version), versions)
+    return stored
 
 
 async def flush_index(conn: AsyncConnection, pending: list) -> None:
