@@ -78,16 +78,17 @@ def demo(
     asyncio.run(load_demo(get_settings(), patients, seed, console))
 
 
-@app.command()
-def bench(
-    patients: int = typer.Option(2000, help="Synthetic patients to load before measuring."),
-    duration: int = typer.Option(10, help="Seconds per load phase."),
-    connections: int = typer.Option(32, help="Concurrent connections per load phase."),
-) -> None:
-    """Run the benchmark harness against a real server on PostgreSQL; writes bench/results/."""
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(ctx: typer.Context) -> None:
+    """Run the benchmark harness against a real server on PostgreSQL; writes bench/results/.
+
+    Every option is the harness's own (`sijill bench --help-harness` lists them), e.g.
+    `sijill bench --patients 2000 --duration 10 --connections 32`.
+    """
     from bench.harness import main as bench_main
 
-    raise typer.Exit(bench_main(["--patients", str(patients), "--duration", str(duration), "--connections", str(connections)]))
+    args = ["--help" if a == "--help-harness" else a for a in ctx.args]
+    raise typer.Exit(bench_main(args))
 
 
 if __name__ == "__main__":  # pragma: no cover
