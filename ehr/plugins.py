@@ -28,4 +28,8 @@ def load_plugins() -> None:
     from profiles.terminology.search_hook import SearchTerminology
 
     set_terminology(SearchTerminology(get_terminology()))
+    from ehr.hooks import validator
+    from profiles.hooks import check_moroccan_write
+
+    validator(check_moroccan_write)
     _loaded = True

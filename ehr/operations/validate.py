@@ -1,18 +1,33 @@
-"""$validate: check a resource without storing anything."""
+"""$validate: check a resource against the base spec and its profiles without storing anything.
+
+The base structure is checked with the R4B models (as every write is); cardinality, bindings,
+invariants and profiles (``profile`` parameter, or the resource's ``meta.profile``) by the
+profile validator.  Messages follow Accept-Language (French, Arabic, English).
+"""
 from __future__ import annotations
 
+from ehr.i18n import current_language
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, Issue, outcome_bytes
 from ehr.parsing import check_resource
 from ehr.rest.http import fhir_response
 
 
-def validation_issues(res: object, res_type: str | None, res_id: str | None) -> list[Issue]:
+def validation_issues(res: object, res_type: str | None, res_id: str | None, profile: str | None) -> list[Issue]:
     try:
         check_resource(res, expected_type=res_type, url_id=res_id)
     except FHIRError as err:
-        return err.issues
-    return []
+        if err.status == 400:  # not a resource of this type at all: nothing more to say
+            return err.issues
+        structural = err.issues
+    else:
+        structural = []
+    from profiles.validator import get_validator
+
+    issues = get_validator().validate(res, [profile] if profile else None, lang=current_language())
+    seen = {(i.expression, i.severity) for i in issues}
+    # The two checkers agree on most structural errors; keep each problem once.
+    return issues + [i for i in structural if (i.expression, i.severity) not in seen]
 
 
 @operation("validate", levels={"type", "instance"}, definition="http://hl7.org/fhir/OperationDefinition/Resource-validate")
@@ -23,7 +38,8 @@ async def validate(inv: Invocation):
     mode = inv.first("mode")
     if mode not in (None, "create", "update", "delete"):
         raise FHIRError.of(400, "value", f"Unknown $validate mode {mode!r}", "Parameters.parameter")
-    issues = validation_issues(res, inv.res_type, inv.res_id if mode == "update" else None)
-    if not issues:
-        issues = [Issue("informational", "No issues detected", severity="information")]
+    profile = inv.first("profile")
+    issues = validation_issues(res, inv.res_type, inv.res_id if mode == "update" else None, str(profile) if profile else None)
+    if not any(i.severity in ("error", "fatal") for i in issues):
+        issues = issues + [Issue("informational", "No errors detected", severity="information")]
     return fhir_response(outcome_bytes(issues))

@@ -22,15 +22,43 @@ async def test_everything_returns_compartment_and_referenced_resources(client):
     assert (await client.get(f"/Patient/{pid}/$everything?_type=Unicorn")).status_code == 400
 
 
+def errors(resp):
+    return [i for i in issues(resp) if i["severity"] == "error"]
+
+
 async def test_validate_stores_nothing(client):
     r = await client.post("/Patient/$validate", json=patient())
-    assert r.status_code == 200 and issues(r)[0]["severity"] == "information"
+    assert r.status_code == 200 and errors(r) == [] and issues(r)[-1]["severity"] == "information"
     r = await client.post("/Patient/$validate", json=patient(birthDate="02/03/1984"))
     assert r.status_code == 200
-    assert [i["expression"] for i in issues(r)] == [["Patient.birthDate"]]
+    assert [i["expression"] for i in errors(r)] == [["Patient.birthDate"]]
     params = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient(gender=3)}]}
     r = await client.post("/Patient/$validate", json=params)
-    assert issues(r)[0]["expression"] == ["Patient.gender"]
+    assert [i["expression"] for i in errors(r)] == [["Patient.gender"]]
+    r = await client.post("/Patient/$validate", json=patient(gender="unknown-gender"))
+    assert errors(r)[0]["code"] == "code-invalid"
     assert (await client.get("/Patient")).json()["total"] == 0
     assert (await client.post("/Patient/$validate", json={"resourceType": "Parameters"})).status_code == 400
     assert (await client.post("/Patient/$nonsense", json=patient())).status_code == 404
+
+
+async def test_validate_against_a_moroccan_profile_in_french_and_arabic(client):
+    sijill_patient = "https://fhir.sijill.ma/StructureDefinition/sijill-patient"
+    bare = patient(cin=None)
+    params = {"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": bare}, {"name": "profile", "valueUri": sijill_patient}]}
+    fr = await client.post("/Patient/$validate", json=params)
+    assert errors(fr), "a patient without CIN or RNP does not meet the Sijill profile"
+    ar = await client.post("/Patient/$validate", json=params, headers={"Accept-Language": "ar"})
+    assert any("\u0600" <= ch <= "\u06ff" for ch in errors(ar)[0]["diagnostics"])
+
+
+async def test_writes_claiming_a_moroccan_profile_are_validated(client):
+    sijill_patient = "https://fhir.sijill.ma/StructureDefinition/sijill-patient"
+    bad = patient(cin="not a cin", meta={"profile": [sijill_patient]})
+    r = await client.post("/Patient", json=bad)
+    assert r.status_code == 422
+    assert any(e.startswith("Patient.identifier") for i in issues(r) for e in i.get("expression", []))
+    assert (await client.get("/Patient")).json()["total"] == 0
+    # Without the claim the same resource is plain FHIR and is stored.
+    assert (await client.post("/Patient", json=patient(cin="not a cin"))).status_code == 201
