@@ -18,8 +18,14 @@ console = Console()
 def _mount() -> None:
     """Commands contributed by the domain packages."""
     from ehr.security.cli import audit_app, token_command
+    from claims.payment import pay_command
+    from claims.sla import sla_command
+    from claims.worker import worker_command
     from profiles.cli import reference_app
 
+    app.command("worker")(worker_command)
+    app.command("sla")(sla_command)
+    app.command("pay")(pay_command)
     app.command("token")(token_command)
     app.add_typer(audit_app, name="audit")
     app.add_typer(reference_app, name="reference")

@@ -13,8 +13,33 @@ from ehr.store.db import create_engine
 from ehr.store.schema import resource
 
 
+def _demo_users_bundle(reference: dict) -> dict:
+    """The demo users' own resources (one per role, see ``sijill token``), and for the demo doctor
+    an encounter with the first patients so the doctor has a file to open."""
+    from ehr.demo.generator import patient_id
+    from ehr.security.demo import demo_resources
+
+    have = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in reference.get("entry", [])}
+    resources = [r for r in demo_resources() if (r["resourceType"], r["id"]) not in have]
+    for i in range(5):
+        resources.append({
+            "resourceType": "Encounter", "id": f"demo-doctor-visit-{i}", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": f"Patient/{patient_id(1, i)}"},
+            "participant": [{"individual": {"reference": "Practitioner/demo-doctor"}}],
+            "period": {"start": time.strftime("%Y-%m-%dT09:00:00+01:00"), "end": time.strftime("%Y-%m-%dT09:20:00+01:00")},
+        })
+    return {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
+    ]}
+
+
 async def load_demo(settings: Settings, patients: int, seed: int, console: Console) -> int:
+    from claims.demo import load_claims_day
     from ehr.demo.generator import patient_bundles, reference_bundle
+    from ehr.plugins import load_plugins
+
+    load_plugins()  # the same hooks as the API: profile validation, care-sheet submission
 
     engine = create_engine(settings.database_url)
     opts = Options(settings.base_url, settings.default_page_size, settings.max_page_size, 1_000_000, False)
@@ -32,13 +57,20 @@ async def load_demo(settings: Settings, patients: int, seed: int, console: Conso
             console=console, transient=False,
         ) as progress:
             task = progress.add_task("patients", total=patients)
-            await transaction(engine, reference_bundle(seed), opts)
+            reference = reference_bundle(seed)
+            await transaction(engine, reference, opts)
+            await transaction(engine, _demo_users_bundle(reference), opts)
             for b in patient_bundles(patients, seed):
                 await transaction(engine, b, opts)
                 written += len(b.get("entry", []))
                 progress.advance(task)
         elapsed = time.perf_counter() - started
         console.print(f"[green]Loaded {written} resources for {patients} patients in {elapsed:.1f}s ({written / elapsed:.0f}/s)[/green]")
+        day = await load_claims_day(engine, settings, seed=seed, decide=True)
+        console.print(
+            f"[green]A day of care sheets: {day.submitted} submitted, {day.decided} decided "
+            f"({', '.join(f'{k} {v}' for k, v in sorted(day.by_kind.items()))})[/green]"
+        )
         return written
     finally:
         await engine.dispose()

@@ -32,4 +32,6 @@ def load_plugins() -> None:
     from profiles.hooks import check_moroccan_write
 
     validator(check_moroccan_write)
+    import claims.register  # noqa: F401  (care-sheet submission, eligibility, review, $sla…)
+
     _loaded = True

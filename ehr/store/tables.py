@@ -6,6 +6,7 @@ TABLE_MODULES = (
     "ehr.store.schema",
     "ehr.security.tables",
     "profiles.reference.tables",
+    "claims.tables",
 )
 
 

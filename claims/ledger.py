@@ -1,0 +1,113 @@
+"""The submission ledger: one row per care sheet and payer, the idempotency key, the clock."""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claims.tables import claim_ledger
+
+QUEUED, IN_REVIEW, DECIDED, PAID = "queued", "in-review", "decided", "paid"
+OPEN_STATUSES = (QUEUED, IN_REVIEW)
+
+
+@dataclass(frozen=True)
+class LedgerRow:
+    id: int
+    provider_inpe: str
+    claim_identifier: str
+    payer_rank: int
+    claim_id: str
+    response_id: str
+    eob_id: str | None
+    patient_id: str
+    provider_ref: str | None
+    fund_ref: str
+    fund_code: str
+    coverage_id: str | None
+    use: str
+    care_setting: str
+    service_date: str
+    fingerprint: str
+    parent_id: int | None
+    related_claim_id: str | None
+    received_at: int
+    due_at: int
+    status: str
+    escalated_at: int | None
+    decided_at: int | None
+    decided_by: str | None
+    outcome: str | None
+    submitted_cents: int
+    benefit_cents: int | None
+    patient_share_cents: int | None
+    payee: str | None
+    ruleset_version: str | None
+    preauth_ref: str | None
+    preauth_from: str | None
+    preauth_until: str | None
+
+
+_COLUMNS = [claim_ledger.c[f.name] for f in fields(LedgerRow)]
+
+
+def _row(r) -> LedgerRow:
+    return LedgerRow(*r)
+
+
+async def by_key(conn: AsyncConnection, provider_inpe: str, identifier: str, rank: int = 1) -> LedgerRow | None:
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(
+                claim_ledger.c.provider_inpe == provider_inpe,
+                claim_ledger.c.claim_identifier == identifier,
+                claim_ledger.c.payer_rank == rank,
+            )
+        )
+    ).first()
+    return _row(row) if row else None
+
+
+async def by_ids(conn: AsyncConnection, ids: list[int]) -> dict[int, LedgerRow]:
+    if not ids:
+        return {}
+    rows = await conn.execute(select(*_COLUMNS).where(claim_ledger.c.id.in_(ids)))
+    return {r.id: r for r in map(_row, rows)}
+
+
+async def by_claim(conn: AsyncConnection, claim_id: str, rank: int = 1) -> LedgerRow | None:
+    row = (
+        await conn.execute(
+            select(*_COLUMNS).where(claim_ledger.c.claim_id == claim_id, claim_ledger.c.payer_rank == rank)
+        )
+    ).first()
+    return _row(row) if row else None
+
+
+async def insert_new(conn: AsyncConnection, values: dict) -> int | None:
+    """Insert a ledger row; None if its key (provider, identifier, rank) already exists.
+
+    On PostgreSQL a concurrent insert of the same key makes this wait for that transaction,
+    then do nothing if it committed: the caller reads the winner's row and answers with it.
+    """
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(claim_ledger)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider_inpe", "claim_identifier", "payer_rank"])
+        .returning(claim_ledger.c.id)
+    )
+    return (await conn.execute(stmt)).scalar()
+
+
+async def transition(conn: AsyncConnection, ledger_id: int, from_statuses: tuple[str, ...], **values) -> bool:
+    """Move a row on only if it is still in one of ``from_statuses`` (never decide twice)."""
+    result = await conn.execute(
+        update(claim_ledger)
+        .where(claim_ledger.c.id == ledger_id, claim_ledger.c.status.in_(from_statuses))
+        .values(**values)
+    )
+    return result.rowcount == 1

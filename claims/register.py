@@ -1,0 +1,14 @@
+"""Importing this module plugs the care-sheet exchange into the server.
+
+It registers the ``Claim`` and ``CoverageEligibilityRequest`` submission handlers, the
+operations (``Claim/$submit``, ``Claim/$review-queue``, ``Claim/{id}/$decide``,
+``Claim/{id}/$request-info``, ``Organization/{id}/$sla``, ``Subscription/{id}/$status``) and
+the write hooks (ClaimResponse subscriptions accepted; a provider's answer resumes a paused
+review clock).
+"""
+import claims.eligibility  # noqa: F401
+import claims.notify  # noqa: F401
+import claims.operations  # noqa: F401
+import claims.review  # noqa: F401
+import claims.sla  # noqa: F401
+import claims.submission  # noqa: F401

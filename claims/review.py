@@ -1,0 +1,363 @@
+"""Human review of pended claims: the fund's work queue, line-by-line decisions, requests for
+information to the provider, and the clock pause the fund's rules allow.
+
+* ``GET|POST Claim/$review-queue?fund=Organization/<id>&status=open`` — a Bundle of ``Task``
+  (one per pended claim, most urgent deadline first, escalated ones marked ``urgent``) with
+  the Claims included.  An insurer's token sees its own fund's queue only.
+* ``POST Claim/{id}/$decide`` — Parameters: ``note`` (why, required), ``line`` parts
+  (``sequence``, ``decision`` = accept | reject | adjust, ``benefit`` for adjust, ``reason`` code,
+  ``note``), ``agent`` (the deciding agent when the server runs without tokens).  Lines not
+  named keep the automatic proposal.  Answers the decided ClaimResponse.
+* ``POST Claim/{id}/$request-info`` — Parameters ``message`` (and ``agent``): stores a
+  ``CommunicationRequest`` to the provider.  If the fund's rule set allows it, the 48-hour clock
+  pauses until the provider's ``Communication`` (``basedOn`` that request) arrives, for at most
+  ``clock_pause_max_hours`` in all; past that the clock runs again by itself.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from decimal import Decimal
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claims import ledger
+from claims.adjudication.model import Decision, LineDecision
+from claims.adjudication.ruleset import rulesets
+from claims.caresheet import local_reference_id, read_care_sheet
+from claims.coverage import coverage_facts, payor_refs, route
+from claims.lookups import patient_records, resources_by_id
+from claims.clock import HOUR_US, now_us, to_instant
+from claims.money import ZERO, round_cent, to_decimal
+from claims.notify import Subscriptions
+from claims.reasons import REASONS
+from claims.recording import current_responses, record_decision
+from claims.settings import get_claims_settings
+from claims.tables import claim_job, claim_ledger, claim_review_task
+from claims.uris import TASK_CODE
+from ehr import bundle
+from ehr.hooks import validator
+from ehr.interactions.context import Context, store
+from ehr.interactions.preconditions import new_id
+from ehr.operations.registry import Invocation, operation
+from ehr.outcome import FHIRError
+from ehr.rest.http import fhir_response
+from ehr.security.principal import Principal
+from ehr.security.roles import Role
+from ehr.store import repository
+from ehr.store.db import read_connection, write_transaction
+from ehr.store.schema import resource
+
+OPEN, WAITING, CLOSED = "open", "waiting-info", "closed"
+_TASK_NS = uuid.UUID("6f1f3a52-4c1e-4b8e-9a57-5e0d2b1c7a10")
+
+
+def caller(inv: Invocation) -> Principal | None:
+    result = getattr(inv.request.state, "auth_result", None)
+    return result if isinstance(result, Principal) else None
+
+
+def _agent(inv: Invocation, fund_ref: str | None) -> str:
+    """Who acts: the token's user (an agent of this claim's fund), else the ``agent`` parameter."""
+    who = caller(inv)
+    if who is not None and who.role is not Role.UNRESTRICTED:
+        if who.role is not Role.INSURER:
+            raise FHIRError.of(403, "forbidden", "Seuls les agents d'un organisme décident des feuilles de soins")
+        if fund_ref is not None and who.fund != fund_ref:
+            raise FHIRError.of(403, "forbidden", f"Cette feuille relève de {fund_ref}, pas de {who.fund}")
+        return who.fhir_user or who.subject
+    agent = inv.first("agent")
+    if isinstance(agent, dict):
+        agent = agent.get("reference") or agent.get("display")
+    if not isinstance(agent, str) or not agent.strip():
+        raise FHIRError.of(400, "required", "Le paramètre agent (qui décide) est requis", "Parameters.parameter.where(name='agent')")
+    return agent.strip()
+
+
+# --- the work queue ------------------------------------------------------------------------
+
+
+def _task(row) -> dict:
+    """A review task (joined with its ledger row) as a FHIR Task the agents' software can show."""
+    concept = REASONS[row.reason_code].concept()
+    concept["text"] = row.detail or concept["text"]
+    status = {OPEN: "ready", WAITING: "on-hold", CLOSED: "completed"}[row.status]
+    task = {
+        "resourceType": "Task",
+        "id": f"claim-review-{row.id}",
+        "status": status,
+        "intent": "order",
+        "priority": "urgent" if row.escalated else "routine",
+        "code": {"coding": [{"system": TASK_CODE, "code": "fulfill"}], "text": "Examen d'une feuille de soins"},
+        "focus": {"reference": f"Claim/{row.claim_id}"},
+        "for": {"reference": f"Patient/{row.patient_id}"},
+        "authoredOn": to_instant(row.created_at),
+        "owner": {"reference": row.fund_ref},
+        "statusReason": concept,
+        "businessStatus": {"text": REASONS[row.reason_code].fr},
+        "restriction": {"period": {"end": to_instant(row.ledger_due)}},
+        "input": [{"type": {"text": "proposition"}, "valueString": row.proposal.decode()}],
+    }
+    if row.info_request_id:
+        task["basedOn"] = [{"reference": f"CommunicationRequest/{row.info_request_id}"}]
+    return task
+
+
+@operation("review-queue", levels={"type"}, types={"Claim"}, definition="https://fhir.sijill.ma/OperationDefinition/Claim-review-queue")
+async def review_queue(inv: Invocation):
+    who = caller(inv)
+    fund = inv.first("fund")
+    if who is not None and who.role is Role.INSURER:
+        fund = who.fund
+    if not isinstance(fund, str) or not fund:
+        raise FHIRError.of(400, "required", "Le paramètre fund (Organization/<id>) est requis", "http.fund")
+    if "/" not in fund:
+        fund = f"Organization/{fund}"
+    statuses = {"open": (OPEN,), "waiting-info": (WAITING,), "all": (OPEN, WAITING)}.get(str(inv.first("status") or "all"))
+    if statuses is None:
+        raise FHIRError.of(400, "value", "status vaut open, waiting-info ou all", "http.status")
+    count = inv.first("_count") or 50
+    if not str(count).isdigit():
+        raise FHIRError.of(400, "invalid", "_count doit être un entier", "http._count")
+    t, led = claim_review_task.c, claim_ledger.c
+    async with read_connection(inv.engine) as conn:
+        rows = (await conn.execute(
+            select(claim_review_task, led.claim_id, led.patient_id, led.fund_ref, led.due_at.label("ledger_due"))
+            .select_from(claim_review_task.join(claim_ledger, led.id == t.ledger_id))
+            .where(led.fund_ref == fund, t.status.in_(statuses))
+            .order_by(t.escalated.desc(), led.due_at, t.id)
+            .limit(min(int(count), inv.settings.max_page_size))
+        )).all()
+        claims = await _claims(conn, [r.claim_id for r in rows])
+    entries = []
+    for r in rows:
+        task = _task(r)
+        entries.append(bundle.entry(f"urn:uuid:{uuid.uuid5(_TASK_NS, task['id'])}", orjson.dumps(task), search={"mode": "match"}))
+        if r.claim_id in claims:
+            entries.append(bundle.entry(f"{inv.settings.base_url}/Claim/{r.claim_id}", claims[r.claim_id], search={"mode": "include"}))
+    return fhir_response(bundle.bundle("searchset", entries, total=len(rows)))
+
+
+async def _claims(conn: AsyncConnection, ids: list[str]) -> dict[str, bytes]:
+    if not ids:
+        return {}
+    rows = await conn.execute(select(resource.c.res_id, resource.c.content).where(resource.c.res_type == "Claim", resource.c.res_id.in_(ids)))
+    return dict(rows.all())
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+
+def _proposal_lines(proposal: bytes) -> dict[int, LineDecision]:
+    data = orjson.loads(proposal)
+    out = {}
+    for ln in data.get("lines", []):
+        out[ln["sequence"]] = LineDecision(
+            ln["sequence"], ln["system"], ln["code"], date.fromisoformat(ln["service_date"]), Decimal(ln["quantity"]),
+            Decimal(ln["submitted"]), Decimal(ln["eligible"]), Decimal(ln["rate"]), Decimal(ln["benefit"]),
+            list(ln["reasons"]), ln.get("ald", False),
+        )
+    return out
+
+
+def _part(p: dict, name: str):
+    for sub in p.get("part") or []:
+        if sub.get("name") == name:
+            return next((v for k, v in sub.items() if k.startswith("value")), None)
+    return None
+
+
+def _apply_line(base: LineDecision, part: dict, where: str) -> tuple[LineDecision, str | None]:
+    choice = _part(part, "decision")
+    reason = _part(part, "reason")
+    note = _part(part, "note")
+    if reason is not None and reason not in REASONS:
+        raise FHIRError.of(422, "code-invalid", f"Motif inconnu {reason!r}", f"{where}.part.where(name='reason')")
+    if choice == "accept":
+        if base.eligible == ZERO and base.benefit == ZERO and not base.reasons:
+            raise FHIRError.of(422, "required", "Aucune proposition pour cette ligne : utiliser decision=adjust avec benefit", where)
+        return base, note
+    if choice == "reject":
+        base.benefit, base.eligible = ZERO, ZERO
+        base.reasons = [reason or "agent-rejected"] + [r for r in base.reasons if r != (reason or "agent-rejected")]
+        return base, note
+    if choice == "adjust":
+        raw = _part(part, "benefit")
+        amount = to_decimal(raw.get("value") if isinstance(raw, dict) else raw)
+        if amount is None or amount < 0 or amount > base.submitted or round_cent(amount) != amount:
+            raise FHIRError.of(422, "value", f"benefit doit être un montant en MAD entre 0 et {base.submitted}", f"{where}.part.where(name='benefit')")
+        base.benefit = amount
+        base.eligible = max(base.eligible, amount)
+        if base.rate == ZERO and base.eligible:
+            base.rate = round_cent(amount / base.eligible)
+        base.reasons = [reason or "agent-adjusted"] + [r for r in base.reasons if r not in ("agent-adjusted",)]
+        return base, note
+    raise FHIRError.of(422, "code-invalid", "decision vaut accept, reject ou adjust", f"{where}.part.where(name='decision')")
+
+
+@operation("decide", levels={"instance"}, types={"Claim"}, affects_state=True,
+           definition="https://fhir.sijill.ma/OperationDefinition/Claim-decide")
+async def decide(inv: Invocation):
+    note = inv.first("note")
+    if not isinstance(note, str) or not note.strip():
+        raise FHIRError.of(400, "required", "Le paramètre note (pourquoi) est requis", "Parameters.parameter.where(name='note')")
+    claims_settings = get_claims_settings()
+    async with write_transaction(inv.engine) as conn:
+        row = await ledger.by_claim(conn, inv.res_id)
+        if row is None:
+            raise FHIRError.of(404, "not-found", f"Claim/{inv.res_id} n'a pas été soumise à l'échange")
+        agent = _agent(inv, row.fund_ref)
+        task = (await conn.execute(
+            select(claim_review_task).where(claim_review_task.c.ledger_id == row.id).with_for_update()
+        )).first()
+        if task is None or task.status == CLOSED or row.status != ledger.IN_REVIEW:
+            raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'attend pas de décision d'un agent (statut {row.status})")
+        claim_stored = await repository.current(conn, "Claim", row.claim_id)
+        claim = claim_stored.resource()
+        lines = _proposal_lines(task.proposal)
+        if not lines:  # a technical pend: every line needs the agent's decision
+            sheet, _ = read_care_sheet(claim, tz=claims_settings.timezone)
+            lines = {ln.sequence: LineDecision(ln.sequence, ln.system, ln.code, ln.service_date, ln.quantity,
+                                               ln.submitted, ZERO, ZERO, ZERO) for ln in sheet.lines}
+        notes: dict[int, str] = {}
+        for i, part in enumerate(inv.all("line")):
+            where = f"Parameters.parameter.where(name='line')[{i}]"
+            if not isinstance(part, dict):
+                raise FHIRError.of(400, "structure", "line est un paramètre à parties", where)
+            seq = _part(part, "sequence")
+            if seq not in lines:
+                raise FHIRError.of(422, "value", f"La feuille n'a pas de ligne n° {seq}", f"{where}.part.where(name='sequence')")
+            lines[seq], line_note = _apply_line(lines[seq], part, where)
+            notes[seq] = line_note or note
+        for seq in lines:
+            notes.setdefault(seq, note)
+        proposal = orjson.loads(task.proposal)
+        rules = rulesets().by_version(row.fund_code, proposal.get("ruleset_version", "")) if proposal.get("ruleset_version") else None
+        decision = Decision(sorted(lines.values(), key=lambda ln: ln.sequence),
+                            proposal.get("ruleset_version") or f"{row.fund_code.lower()}-agent",
+                            proposal.get("payee") or ("provider" if rules and row.care_setting in rules.tiers_payant else "insured"))
+        subscriptions = Subscriptions()
+        await subscriptions.refresh(conn)
+        ctx = Context(conn, inv.settings.base_url, inv.access)
+        prior = (await current_responses(ctx, [row.response_id])).get(row.response_id)
+        complementary = await _complementary_for(conn, row)
+        ok = await record_decision(ctx, row, claim, decision, now=now_us(), prior_response=prior, subscriptions=subscriptions,
+                                   decided_by=agent, notes=notes, complementary=complementary,
+                                   deadline_hours=claims_settings.deadline_hours)
+        if not ok:
+            raise FHIRError.of(409, "conflict", f"Claim/{inv.res_id} vient d'être décidée par ailleurs")
+        await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(resolution=note.strip()))
+        answer = await repository.current(conn, "ClaimResponse", row.response_id)
+    return fhir_response(answer.content)
+
+
+async def _complementary_for(conn, row) -> list:
+    covs = (await patient_records(conn, [row.patient_id], ["Coverage"]))[row.patient_id]
+    orgs = await resources_by_id(conn, payor_refs(covs))
+    facts = [f for c in covs if (f := coverage_facts(c, orgs))]
+    _, extra = route(row.patient_id, None, facts, date.fromisoformat(row.service_date), rulesets())
+    return extra
+
+
+# --- asking the provider, and the clock ----------------------------------------------------
+
+
+@operation("request-info", levels={"instance"}, types={"Claim"}, affects_state=True,
+           definition="https://fhir.sijill.ma/OperationDefinition/Claim-request-info")
+async def request_info(inv: Invocation):
+    message = inv.first("message")
+    if not isinstance(message, str) or not message.strip():
+        raise FHIRError.of(400, "required", "Le paramètre message est requis", "Parameters.parameter.where(name='message')")
+    async with write_transaction(inv.engine) as conn:
+        row = await ledger.by_claim(conn, inv.res_id)
+        if row is None:
+            raise FHIRError.of(404, "not-found", f"Claim/{inv.res_id} n'a pas été soumise à l'échange")
+        agent = _agent(inv, row.fund_ref)
+        task = (await conn.execute(
+            select(claim_review_task).where(claim_review_task.c.ledger_id == row.id).with_for_update()
+        )).first()
+        if task is None or task.status == CLOSED:
+            raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'est pas en cours d'examen")
+        claim = (await repository.current(conn, "Claim", row.claim_id)).resource()
+        now = now_us()
+        comm = {
+            "resourceType": "CommunicationRequest",
+            "status": "active",
+            "category": [{"text": "Demande de pièces ou d'informations complémentaires"}],
+            "priority": "urgent",
+            "subject": {"reference": f"Patient/{row.patient_id}"},
+            "about": [{"reference": f"Claim/{row.claim_id}"}],
+            "authoredOn": to_instant(now),
+            "requester": {"reference": row.fund_ref},
+            "sender": {"reference": row.fund_ref},
+            "recipient": [claim["provider"]] if isinstance(claim.get("provider"), dict) else [],
+            "payload": [{"contentString": message.strip()}],
+            "note": [{"authorString": agent, "text": f"Demandé par {agent}"}],
+        }
+        if not comm["recipient"]:
+            del comm["recipient"]
+        stored = await store(Context(conn, inv.settings.base_url, inv.access), "CommunicationRequest", new_id(), comm,
+                             method="POST", prior=None)
+        pauses = _pause_budget_us(row.fund_code, row.service_date) > task.paused_total_us
+        await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(
+            status=WAITING, info_request_id=stored.res_id, paused_at=now if pauses and task.paused_at is None else task.paused_at,
+        ))
+    headers = {"Location": f"{inv.settings.base_url}/CommunicationRequest/{stored.res_id}/_history/{stored.version_id}"}
+    return fhir_response(stored.content, 201, headers)
+
+
+def _pause_budget_us(fund_code: str, service_date: str) -> int:
+    """How long requests for information may stop this claim's clock, in all (fund's rule)."""
+    rules = rulesets().version(fund_code, date.fromisoformat(service_date))
+    return (rules.review.clock_pause_max_hours if rules else 0) * HOUR_US
+
+
+async def resume_clock(conn: AsyncConnection, task, now: int, status: str = OPEN) -> int:
+    """End a pause: the deadline moves by the paused time, within the fund's allowance."""
+    row = (await ledger.by_ids(conn, [task.ledger_id]))[task.ledger_id]
+    budget = max(_pause_budget_us(row.fund_code, row.service_date) - task.paused_total_us, 0)
+    paused = min(now - task.paused_at, budget) if task.paused_at else 0
+    await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(
+        status=status, paused_at=None, paused_total_us=task.paused_total_us + paused, due_at=task.due_at + paused,
+    ))
+    if paused:
+        await conn.execute(update(claim_ledger).where(claim_ledger.c.id == row.id).values(due_at=row.due_at + paused))
+        await conn.execute(update(claim_job).where(claim_job.c.ledger_id == row.id).values(priority=claim_job.c.priority + paused))
+    return paused
+
+
+async def resume_expired_pauses(conn: AsyncConnection, now: int) -> int:
+    """Pauses that used up the fund's allowance end by themselves (the provider did not answer)."""
+    rows = (await conn.execute(
+        select(claim_review_task, claim_ledger.c.fund_code, claim_ledger.c.service_date)
+        .select_from(claim_review_task.join(claim_ledger, claim_ledger.c.id == claim_review_task.c.ledger_id))
+        .where(claim_review_task.c.paused_at.is_not(None), claim_review_task.c.status == WAITING)
+    )).all()
+    ended = 0
+    for task in rows:
+        budget = _pause_budget_us(task.fund_code, task.service_date) - task.paused_total_us
+        if task.paused_at + budget <= now:
+            await resume_clock(conn, task, now, status=WAITING)
+            ended += 1
+    return ended
+
+
+@validator
+async def provider_answer_resumes_review(ctx: Context, res: dict) -> None:
+    """A provider's Communication answering our request restarts the paused clock.
+
+    Done as a write hook so it happens in the same transaction as storing the answer, whatever
+    way it arrives (create, update, transaction entry).
+    """
+    if res.get("resourceType") != "Communication":
+        return
+    ids = [rid for ref in res.get("basedOn") or [] if (rid := local_reference_id(ref, "CommunicationRequest"))]
+    if not ids:
+        return
+    tasks = (await ctx.conn.execute(
+        select(claim_review_task).where(claim_review_task.c.info_request_id.in_(ids), claim_review_task.c.status == WAITING)
+    )).all()
+    for task in tasks:
+        await resume_clock(ctx.conn, task, now_us())

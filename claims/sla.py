@@ -1,0 +1,215 @@
+"""The 48-hour promise, measured: per fund and per (Moroccan) day of receipt.
+
+Received, decided, the share decided by the deadline, decision time p50/p95/p99 (hours) and
+the breaches with their reason (what the claim was waiting for: an agent's review and why,
+the provider's answer, or simply the queue).  Served as a ``MeasureReport`` by
+``Organization/{id}/$sla?date=YYYY-MM-DD`` and printed by ``sijill sla``.
+"""
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from claims.caresheet import today
+from claims.clock import HOUR_US, day_bounds, now_us, to_instant
+from claims.lookups import fund_code as fund_code_of
+from claims.reasons import REASONS
+from claims.settings import get_claims_settings
+from claims.tables import claim_ledger, claim_review_task
+from ehr.operations.registry import Invocation, operation
+from ehr.outcome import FHIRError, not_found
+from ehr.rest.http import fhir_response
+from ehr.store import repository
+from ehr.store.db import create_engine, read_connection
+
+SLA_CS = "https://fhir.sijill.ma/CodeSystem/claim-sla"
+MEASURE = "https://fhir.sijill.ma/Measure/claim-decision-sla"
+POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
+UCUM = "http://unitsofmeasure.org"
+_BREACH_TEXT = {
+    "backlog": "File d'attente : non traitée à temps par la liquidation automatique",
+    "waiting-info": "En attente de la réponse du prestataire",
+}
+
+
+@dataclass(frozen=True)
+class Breach:
+    claim_id: str
+    reason: str
+    overdue_hours: float
+    decided: bool
+
+    @property
+    def reason_text(self) -> str:
+        return _BREACH_TEXT.get(self.reason) or (REASONS[self.reason].fr if self.reason in REASONS else self.reason)
+
+
+@dataclass
+class FundDay:
+    fund_code: str
+    fund_ref: str
+    day: date
+    received: int = 0
+    decided: int = 0
+    within_deadline: int = 0
+    open_in_time: int = 0  # not decided yet, deadline not passed: neither success nor breach yet
+    durations_h: list[float] = field(default_factory=list)
+    breaches: list[Breach] = field(default_factory=list)
+
+    @property
+    def settled(self) -> int:
+        """Claims whose fate against the deadline is known (decided, or already late)."""
+        return self.received - self.open_in_time
+
+    @property
+    def share_within(self) -> float:
+        return self.within_deadline / self.settled if self.settled else 1.0
+
+    def percentile(self, p: float) -> float | None:
+        """Nearest-rank percentile of the decision times (hours)."""
+        if not self.durations_h:
+            return None
+        ordered = sorted(self.durations_h)
+        return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 3)
+
+
+async def sla_report(conn: AsyncConnection, day: date, *, tz: str, fund_code: str | None = None, now: int | None = None) -> list[FundDay]:
+    now = now or now_us()
+    start, end = day_bounds(day, tz)
+    led, task = claim_ledger.c, claim_review_task.c
+    stmt = (
+        select(led.claim_id, led.fund_code, led.fund_ref, led.received_at, led.due_at, led.decided_at,
+               task.reason_code, task.status.label("task_status"), task.paused_at)
+        .select_from(claim_ledger.outerjoin(claim_review_task, task.ledger_id == led.id))
+        .where(led.received_at >= start, led.received_at < end)
+    )
+    if fund_code:
+        stmt = stmt.where(led.fund_code == fund_code.upper())
+    funds: dict[str, FundDay] = {}
+    for r in await conn.execute(stmt):
+        fd = funds.setdefault(r.fund_code, FundDay(r.fund_code, r.fund_ref, day))
+        fd.received += 1
+        if r.decided_at is not None:
+            fd.decided += 1
+            fd.durations_h.append((r.decided_at - r.received_at) / HOUR_US)
+            if r.decided_at <= r.due_at:
+                fd.within_deadline += 1
+        late_by = (r.decided_at if r.decided_at is not None else now) - r.due_at
+        if r.decided_at is None and late_by <= 0:
+            fd.open_in_time += 1
+        if late_by > 0:
+            reason = "waiting-info" if r.task_status == "waiting-info" else (r.reason_code or "backlog")
+            fd.breaches.append(Breach(r.claim_id, reason, round(late_by / HOUR_US, 2), r.decided_at is not None))
+    return [funds[k] for k in sorted(funds)]
+
+
+def measure_report(fd: FundDay, tz: str) -> dict:
+    def group(code: str, display: str, **rest) -> dict:
+        return {"code": {"coding": [{"system": SLA_CS, "code": code, "display": display}]}, **rest}
+
+    def pop(code: str, count: int) -> dict:
+        return {"code": {"coding": [{"system": POPULATION, "code": code}]}, "count": count}
+
+    groups = [
+        group("decided-by-deadline", "Décidées dans le délai de 48 heures",
+              population=[pop("initial-population", fd.received), pop("denominator", fd.settled), pop("numerator", fd.within_deadline)],
+              measureScore={"value": round(fd.share_within * 100, 2), "unit": "%", "system": UCUM, "code": "%"}),
+        group("decided", "Décidées", population=[pop("numerator", fd.decided)]),
+    ]
+    for p in (50, 95, 99):
+        value = fd.percentile(p)
+        g = group(f"decision-time-p{p}", f"Délai de décision, {p}e centile (heures)")
+        if value is not None:
+            g["measureScore"] = {"value": value, "unit": "h", "system": UCUM, "code": "h"}
+        groups.append(g)
+    breach_group = group("breaches", "Dépassements du délai", population=[pop("numerator", len(fd.breaches))])
+    by_reason = Counter(b.reason for b in fd.breaches)
+    if by_reason:
+        breach_group["stratifier"] = [{
+            "code": [{"text": "motif"}],
+            "stratum": [
+                {"value": {"coding": [{"system": SLA_CS, "code": reason}], "text": Breach("", reason, 0, False).reason_text},
+                 "population": [pop("numerator", n)]}
+                for reason, n in sorted(by_reason.items())
+            ],
+        }]
+    groups.append(breach_group)
+    start, end = day_bounds(fd.day, tz)
+    report = {
+        "resourceType": "MeasureReport",
+        "status": "complete",
+        "type": "summary",
+        "measure": MEASURE,
+        "date": to_instant(now_us()),
+        "reporter": {"reference": fd.fund_ref},
+        "period": {"start": to_instant(start), "end": to_instant(end - 1)},
+        "group": groups,
+    }
+    if fd.breaches:
+        report["evaluatedResource"] = [{"reference": f"Claim/{b.claim_id}"} for b in fd.breaches[:1000]]
+    return report
+
+
+@operation("sla", levels={"instance"}, types={"Organization"}, definition="https://fhir.sijill.ma/OperationDefinition/Organization-sla")
+async def sla_operation(inv: Invocation):
+    tz = get_claims_settings().timezone
+    raw = inv.first("date")
+    try:
+        day = date.fromisoformat(str(raw)) if raw else today(tz)
+    except ValueError:
+        raise FHIRError.of(400, "value", "date doit être une date AAAA-MM-JJ", "http.date") from None
+    async with read_connection(inv.engine) as conn:
+        org = await repository.current(conn, "Organization", inv.res_id, access=inv.access)
+        if org is None or org.deleted:
+            raise not_found("Organization", inv.res_id)
+        code = fund_code_of(org.resource(), inv.res_id)
+        days = await sla_report(conn, day, tz=tz, fund_code=code)
+    fd = days[0] if days else FundDay(code, f"Organization/{inv.res_id}", day)
+    return fhir_response(orjson.dumps(measure_report(fd, tz)))
+
+
+def print_report(days: list[FundDay], console: Console) -> None:
+    table = Table(title="Délai de décision des feuilles de soins (48 h)")
+    for col in ("Organisme", "Jour", "Reçues", "Décidées", "En cours", "Dans le délai", "p50 (h)", "p95 (h)", "p99 (h)",
+                "Dépassements"):
+        table.add_column(col, justify="right" if col not in ("Organisme", "Jour") else "left")
+    for fd in days:
+        fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
+        table.add_row(fd.fund_code, fd.day.isoformat(), str(fd.received), str(fd.decided), str(fd.open_in_time),
+                      f"{fd.share_within:.1%}",
+                      fmt(fd.percentile(50)), fmt(fd.percentile(95)), fmt(fd.percentile(99)), str(len(fd.breaches)))
+    console.print(table)
+    for fd in days:
+        for reason, n in sorted(Counter(b.reason_text for b in fd.breaches).items()):
+            console.print(f"  {fd.fund_code}: {n} dépassement(s) — {reason}")
+
+
+async def _sla(database_url: str, day: date, fund: str | None, tz: str) -> list[FundDay]:
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        async with read_connection(engine) as conn:
+            return await sla_report(conn, day, tz=tz, fund_code=fund)
+    finally:
+        await engine.dispose()
+
+
+def sla_command(
+    day: str = typer.Option(None, "--date", help="Day of receipt, AAAA-MM-JJ (default: today, Moroccan time)."),
+    fund: str = typer.Option(None, help="Only this fund's code (CNSS, CNOPS, …)."),
+) -> None:
+    """Report the 48-hour decision SLA per fund for a day."""
+    from ehr.settings import get_settings
+
+    tz = get_claims_settings().timezone
+    when = date.fromisoformat(day) if day else today(tz)
+    print_report(asyncio.run(_sla(get_settings().database_url, when, fund, tz)), Console())

@@ -1,0 +1,178 @@
+"""The care-sheet exchange's own tables, on the store's ``metadata`` (Alembic sees them).
+
+Times are epoch microseconds (UTC) like the store's; money is integer centimes (exact on both
+databases, no float and no NUMERIC dialect quirks); dates of care are ISO ``YYYY-MM-DD`` text,
+which sorts and compares as dates on both databases.
+"""
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from ehr.store.schema import RowId, metadata
+
+# One row per submitted care sheet and payer (rank 1: the AMO fund; rank 2: a complementary
+# insurer, created after the primary decision).  The unique key is the idempotency key.
+claim_ledger = Table(
+    "claim_ledger",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("provider_inpe", String(16), nullable=False),
+    Column("claim_identifier", String(64), nullable=False),
+    Column("payer_rank", SmallInteger, nullable=False, default=1),
+    Column("claim_id", String(64), nullable=False),
+    Column("response_id", String(64), nullable=False),  # the ClaimResponse, queued then decided
+    Column("eob_id", String(64), nullable=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("provider_ref", String(130), nullable=True),  # Practitioner/… or Organization/…
+    Column("fund_ref", String(130), nullable=False),  # Organization/<fund>
+    Column("fund_code", String(32), nullable=False),  # rule sets and reports are per fund code
+    Column("coverage_id", String(64), nullable=True),  # the Coverage the claim was routed by
+    Column("use", String(20), nullable=False),  # claim | preauthorization
+    Column("care_setting", String(20), nullable=False),
+    Column("service_date", String(10), nullable=False),  # earliest date of care on the sheet
+    Column("fingerprint", String(64), nullable=False),  # hash of the lines: same key, other lines = conflict
+    Column("parent_id", BigInteger, nullable=True),  # complementary row → the primary row
+    Column("related_claim_id", String(64), nullable=True),  # correction or appeal of this Claim
+    Column("received_at", BigInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),  # received + 48 h, extended only by allowed pauses
+    Column("status", String(12), nullable=False),  # queued | in-review | decided | paid
+    Column("escalated_at", BigInteger, nullable=True),
+    Column("decided_at", BigInteger, nullable=True),
+    Column("decided_by", String(130), nullable=True),  # "system" or the agent's reference
+    Column("outcome", String(12), nullable=True),  # approved | partial | rejected
+    Column("submitted_cents", BigInteger, nullable=False, default=0),
+    Column("benefit_cents", BigInteger, nullable=True),
+    Column("patient_share_cents", BigInteger, nullable=True),
+    Column("payee", String(10), nullable=True),  # provider (tiers payant) | insured
+    Column("ruleset_version", String(40), nullable=True),
+    Column("preauth_ref", String(40), nullable=True),
+    Column("preauth_from", String(10), nullable=True),
+    Column("preauth_until", String(10), nullable=True),
+    UniqueConstraint("provider_inpe", "claim_identifier", "payer_rank", name="ux_claim_ledger_key"),
+    UniqueConstraint("claim_id", "payer_rank", name="ux_claim_ledger_claim"),
+    UniqueConstraint("preauth_ref", name="ux_claim_ledger_preauth"),
+    Index("ix_claim_ledger_fund_received", "fund_code", "received_at"),
+    Index("ix_claim_ledger_status_decided", "status", "decided_at"),
+    Index("ix_claim_ledger_patient", "patient_id", "use"),
+)
+
+# The durable queue: a job is taken by leasing it (locked_by/locked_until) and done by being
+# deleted in the transaction that writes its result.  Priority is the deadline (µs), lowered
+# for escalated claims so they go first.
+claim_job = Table(
+    "claim_job",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),  # adjudicate
+    Column("ledger_id", BigInteger, ForeignKey("claim_ledger.id"), nullable=False),
+    Column("run_after", BigInteger, nullable=False),
+    Column("priority", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("locked_by", String(64), nullable=True),
+    Column("locked_until", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("ledger_id", "kind", name="ux_claim_job_ledger_kind"),
+    Index("ix_claim_job_priority", "priority", "run_after"),
+)
+
+# Pended claims waiting for an agent of the fund.
+claim_review_task = Table(
+    "claim_review_task",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("ledger_id", BigInteger, ForeignKey("claim_ledger.id"), nullable=False, unique=True),
+    Column("fund_code", String(32), nullable=False),
+    Column("reason_code", String(40), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("proposal", LargeBinary, nullable=False),  # the automatic decision, as JSON, for the agent
+    Column("status", String(12), nullable=False),  # open | waiting-info | closed
+    Column("due_at", BigInteger, nullable=False),
+    Column("escalated", SmallInteger, nullable=False, default=0),
+    Column("created_at", BigInteger, nullable=False),
+    Column("info_request_id", String(64), nullable=True),  # CommunicationRequest to the provider
+    Column("paused_at", BigInteger, nullable=True),
+    Column("paused_total_us", BigInteger, nullable=False, default=0),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("closed_by", String(130), nullable=True),
+    Column("resolution", Text, nullable=True),  # the agent's why, for the whole claim
+    Index("ix_claim_review_queue", "fund_code", "status", "due_at"),
+    Index("ix_claim_review_info", "info_request_id"),
+)
+
+# Decided lines, one row per line: the answer's detail, the duplicate/frequency/ceiling
+# history, and (unique per claim and line) the guard against deciding a claim twice.
+claim_decision_line = Table(
+    "claim_decision_line",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("ledger_id", BigInteger, ForeignKey("claim_ledger.id"), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("patient_id", String(64), nullable=False),
+    Column("provider_inpe", String(16), nullable=False),
+    Column("fund_code", String(32), nullable=False),
+    Column("code_system", String(255), nullable=True),
+    Column("code", String(64), nullable=True),
+    Column("service_date", String(10), nullable=False),
+    Column("quantity", Float(53), nullable=False, default=1),
+    Column("submitted_cents", BigInteger, nullable=False),
+    Column("eligible_cents", BigInteger, nullable=False),
+    Column("benefit_cents", BigInteger, nullable=False),
+    Column("patient_share_cents", BigInteger, nullable=False),
+    Column("rate_permille", Integer, nullable=False),
+    Column("reasons", String(255), nullable=True),  # space-separated reason codes
+    Column("decided_by", String(130), nullable=False),
+    Column("note", Text, nullable=True),  # the agent's why
+    UniqueConstraint("ledger_id", "sequence", name="ux_claim_decision_line"),
+    Index("ix_claim_line_patient_date", "patient_id", "service_date"),
+)
+
+# What was paid, once per ledger row: the unique ledger_id is the "never paid twice" guard.
+claim_payment = Table(
+    "claim_payment",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("ledger_id", BigInteger, ForeignKey("claim_ledger.id"), nullable=False, unique=True),
+    Column("fund_code", String(32), nullable=False),
+    Column("payee_ref", String(130), nullable=False),
+    Column("payee", String(10), nullable=False),
+    Column("amount_cents", BigInteger, nullable=False),
+    Column("paid_on", String(10), nullable=False),
+    Column("reconciliation_id", String(64), nullable=False),
+    Column("notice_id", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_claim_payment_day", "paid_on", "fund_code"),
+)
+
+# Notifications to rest-hook Subscriptions, written with the decision and delivered after.
+claim_outbox = Table(
+    "claim_outbox",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("subscription_id", String(64), nullable=False),
+    Column("endpoint", String(1024), nullable=False),
+    Column("headers", LargeBinary, nullable=True),  # JSON list of "Name: value"
+    Column("content_type", String(64), nullable=True),  # None: empty notification (no payload)
+    Column("focus", String(130), nullable=False),  # ClaimResponse/<id>
+    Column("status", String(12), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    Index("ix_claim_outbox_due", "status", "next_attempt_at"),
+    Index("ix_claim_outbox_subscription", "subscription_id", "id"),
+)
+
+CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox)
