@@ -66,6 +66,10 @@ async def load_demo(settings: Settings, patients: int, seed: int, console: Conso
                 progress.advance(task)
         elapsed = time.perf_counter() - started
         console.print(f"[green]Loaded {written} resources for {patients} patients in {elapsed:.1f}s ({written / elapsed:.0f}/s)[/green]")
+        # Fresh statistics for the planner after a bulk load (autovacuum may be off or late).
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("ANALYZE" if conn.dialect.name == "postgresql" else "PRAGMA optimize")
+            await conn.commit()
         day = await load_claims_day(engine, settings, seed=seed, decide=True)
         console.print(
             f"[green]A day of care sheets: {day.submitted} submitted, {day.decided} decided "

@@ -25,7 +25,6 @@ from sqlalchemy import (
 metadata = MetaData()
 
 
-
 def PrefixString(length: int) -> String:
     """Folded strings and URIs are matched by prefix (``LIKE 'x%'``): PostgreSQL only turns
     that into a B-tree range under the "C" collation, which also sorts them by code point
@@ -84,7 +83,7 @@ def _index_table(name: str, *columns: Column, indexes: dict[str, tuple[str, ...]
 
 idx_string = _index_table(
     "idx_string",
-    Column("norm", String(255), nullable=False),  # lower-cased, accents and Arabic variants folded
+    Column("norm", PrefixString(255), nullable=False),  # lower-cased, accents and Arabic variants folded
     Column("exact", String(255), nullable=False),
     indexes={"ix_string_param_norm": ("param", "norm")},
 )
@@ -130,7 +129,7 @@ idx_quantity = _index_table(
 )
 idx_uri = _index_table(
     "idx_uri",
-    Column("uri", String(512), nullable=False),
+    Column("uri", PrefixString(512), nullable=False),
     indexes={"ix_uri_param_uri": ("param", "uri")},
 )
 

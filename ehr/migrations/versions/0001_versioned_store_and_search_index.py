@@ -81,7 +81,7 @@ def upgrade() -> None:
     sa.Column('rid', sa.BigInteger(), nullable=False),
     sa.Column('param', sa.BigInteger(), nullable=False),
     sa.Column('grp', sa.SmallInteger(), nullable=False),
-    sa.Column('norm', sa.String(length=255), nullable=False),
+    sa.Column('norm', sa.String(length=255).with_variant(sa.String(length=255, collation='C'), 'postgresql'), nullable=False),
     sa.Column('exact', sa.String(length=255), nullable=False)
     )
     with op.batch_alter_table('idx_string', schema=None) as batch_op:
@@ -105,7 +105,7 @@ def upgrade() -> None:
     sa.Column('rid', sa.BigInteger(), nullable=False),
     sa.Column('param', sa.BigInteger(), nullable=False),
     sa.Column('grp', sa.SmallInteger(), nullable=False),
-    sa.Column('uri', sa.String(length=512), nullable=False)
+    sa.Column('uri', sa.String(length=512).with_variant(sa.String(length=512, collation='C'), 'postgresql'), nullable=False)
     )
     with op.batch_alter_table('idx_uri', schema=None) as batch_op:
         batch_op.create_index('ix_uri_param_uri', ['param', 'uri'], unique=False)
