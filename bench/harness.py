@@ -232,6 +232,9 @@ class Run:
                         self.notes.append(
                             f"Ingest stopped at its {args.ingest_budget:.0f} s budget: {sent} of {args.patients} "
                             "patients loaded; every later phase uses those.")
+            with self.phase("ANALYZE (planner statistics after the bulk load)"):
+                with psycopg.connect(args.database_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+                    c.execute("ANALYZE")
             with self.phase("write floor (raw psycopg executemany)"):
                 floor_write = pg.insert_floor(args.database_url, iter_resources(
                     catalog.patients, args.seed, heavy_every=args.heavy_every, per_patient=args.per_patient))

@@ -1,4 +1,4 @@
-"""The application factory: settings, database engine, routers and the one error handler."""
+"""The application factory: settings, database engine, security, routers and the error handlers."""
 from __future__ import annotations
 
 import logging
@@ -19,15 +19,29 @@ log = logging.getLogger("sijill")
 from ehr.plugins import load_plugins  # noqa: E402
 
 load_plugins()
+import ehr.security.break_glass  # noqa: E402,F401  (registers Patient/$break-glass)
 
 
 def _outcome(status: int, issues: list[Issue], headers: dict | None = None) -> Response:
     return Response(outcome_bytes(issues), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
+async def _record_failure(request: Request, status: int, issues: list[Issue]) -> None:
+    """A refused or failed interaction goes into the audit trail too (401s are login failures,
+    recorded by the authentication itself)."""
+    security = getattr(request.state, "security", None)
+    if security is None or status == 401:
+        return
+    try:
+        await security.audit.record_failure(status, [i.code for i in issues])
+    except Exception:  # noqa: BLE001 - the original error is what the client must get
+        log.exception("could not record a failed request in the audit trail")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FHIRError)
-    async def fhir_error(_request: Request, exc: FHIRError):
+    async def fhir_error(request: Request, exc: FHIRError):
+        await _record_failure(request, exc.status, exc.issues)
         return _outcome(exc.status, exc.issues, exc.headers)
 
     @app.exception_handler(RequestValidationError)
@@ -41,9 +55,26 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _outcome(exc.status_code, [Issue(code, str(exc.detail))], getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, exc: Exception):
+    async def unexpected(request: Request, exc: Exception):
         log.exception("unhandled error")
-        return _outcome(500, [Issue("exception", "Internal error; it has been logged", severity="fatal")])
+        issues = [Issue("exception", "Internal error; it has been logged", severity="fatal")]
+        await _record_failure(request, 500, issues)
+        return _outcome(500, issues)
+
+
+async def _publish_security(services, settings: Settings) -> None:
+    """rest.security of the CapabilityStatement; a provider unreachable at start-up still gets
+    the SMART service advertised, its endpoints being in /.well-known/smart-configuration."""
+    from ehr.rest.capabilities import contribute
+    from ehr.security.dependencies import capability_security, capability_security_block
+    from ehr.security.services import OAuthEndpoints
+
+    try:
+        block = await capability_security(services)
+    except FHIRError:
+        log.warning("identity provider unreachable at start-up; rest.security lists no OAuth endpoints")
+        block = capability_security_block(OAuthEndpoints(issuer=settings.issuer_url or "", token=None, jwks=None), bool(settings.cors_origins))
+    contribute("security", block)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -51,21 +82,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from ehr.security.middleware import configure_logging
+        from ehr.security.services import setup_security
+
+        if settings.log_json:
+            configure_logging(settings.log_level)
         app.state.engine = create_engine(settings.database_url, settings.db_pool_size)
+        services = setup_security(app, app.state.engine, settings)
         try:
+            await _publish_security(services, settings)
             yield
         finally:
+            await services.aclose()
             await app.state.engine.dispose()
 
     app = FastAPI(title="Sijill FHIR server", version="0.1.0", lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
     app.dependency_overrides[get_settings] = lambda: settings
     _install_error_handlers(app)
 
-    from ehr.rest import capabilities, operations, routes
+    from ehr.rest import audit_trail, capabilities, operations, routes
+    from ehr.security.dependencies import security_router, smart_router
+    from ehr.security.middleware import install_middleware
 
+    # Headers, CORS, body size and rate limits as plain ASGI middleware (no per-request task).
+    install_middleware(app, settings, settings.max_body_bytes)
+    from ehr.i18n import LanguageMiddleware
+
+    app.add_middleware(LanguageMiddleware)  # messages in the request's language (fr/ar/en)
+    app.include_router(security_router)  # SMART discovery, the built-in issuer's token endpoint
+    app.include_router(smart_router, prefix="/fhir")
     # A router dependency, not a middleware: BaseHTTPMiddleware costs every request dearly.
     negotiated = [Depends(check_accept)]
-    app.include_router(capabilities.router, dependencies=negotiated)
+    app.include_router(capabilities.router, dependencies=negotiated)  # /fhir/metadata: public
     app.include_router(operations.router, dependencies=negotiated)
+    app.include_router(audit_trail.router, dependencies=negotiated)  # before the generic /fhir/{type}
     app.include_router(routes.router, dependencies=negotiated)
     return app

@@ -1,8 +1,15 @@
-"""All runtime configuration, read once from the environment (prefix ``SIJILL_``)."""
+"""All runtime configuration, read once from the environment (prefix ``SIJILL_``).
+
+One class for the whole server: storage, HTTP, and the security layer (tokens, access policy,
+hardening, audit).  Secrets (the dev issuer's private key, system clients' secrets) come only
+from the environment or from the key file the dev issuer generates under ``data_dir``.
+"""
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from limits import parse as parse_rate_limit
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -15,12 +22,90 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000/fhir"
     data_dir: Path = Path("./data")
     db_pool_size: int = Field(default=10, ge=1)
+    # One limit for every body: the REST layer and the ASGI middleware both enforce it.
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1)
     max_page_size: int = Field(default=1000, ge=1)
     # Bundles larger than this are refused with 413 before any work is done.
     max_bundle_entries: int = Field(default=10_000, ge=1)
     log_level: str = "info"
+    # One JSON object per log line, whitelisted fields only (no clinical data); off for tests.
+    log_json: bool = True
+
+    # --- authentication ---------------------------------------------------------------------
+    # False only for tests and tools that run without tokens: requests then act unrestricted.
+    auth_required: bool = True
+    # Any OpenID Connect provider: its keys come from jwks_url, or from the provider's discovery
+    # document at issuer_url + /.well-known/openid-configuration.
+    issuer_url: str | None = None
+    jwks_url: str | None = None
+    # The "aud" tokens must carry; defaults to the FHIR base URL (what SMART clients send).
+    audience: str | None = None
+    jwks_cache_seconds: int = Field(default=3600, ge=1)
+    # An unknown kid triggers at most one refetch per this many seconds (random kids must not
+    # turn the server into a load generator against the provider).
+    jwks_refetch_seconds: float = Field(default=30.0, ge=0)
+    clock_skew_seconds: int = Field(default=30, ge=0, le=300)
+    revocation_refresh_seconds: float = Field(default=5.0, ge=0)
+    # Claim names, for providers that cannot emit ours.
+    role_claim: str = "role"
+    fund_claim: str = "fund"
+    fhir_user_claim: str = "fhirUser"
+
+    # --- built-in issuer (development and demo only) ----------------------------------------
+    dev_issuer_enabled: bool = False
+    # Defaults to the origin of the FHIR base URL, so discovery lives at /.well-known/....
+    dev_issuer_url: str | None = None
+    dev_issuer_private_key: SecretStr | None = None  # PEM (RSA or EC P-256)
+    dev_issuer_key_file: Path | None = None  # default: <data_dir>/dev-issuer-key.pem
+    token_ttl_seconds: int = Field(default=3600, ge=60, le=86_400)
+    # System clients (client-credentials grant): {"client-id": "secret", ...} as JSON.
+    client_secrets: dict[str, SecretStr] = Field(default_factory=dict)
+
+    # --- access policy --------------------------------------------------------------------
+    # An Encounter, CareTeam or EpisodeOfCare naming a doctor gives access for this long after it ends.
+    care_window_days: int = Field(default=365, ge=1)
+    break_glass_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # A prescription presented at a pharmacy stays readable there for this long.
+    prescription_presentation_hours: int = Field(default=72, ge=1, le=24 * 31)
+    # How long a user's PractitionerRole/Organization memberships are cached in the process.
+    identity_cache_seconds: float = Field(default=30.0, ge=0)
+
+    # --- HTTP hardening -------------------------------------------------------------------
+    cors_origins: list[str] = Field(default_factory=list)
+    rate_limit: str = "600/minute"  # per authenticated client
+    rate_limit_anonymous: str = "60/minute"  # per network address, requests without a token
+    rate_limit_storage: str = "async+memory://"  # e.g. async+redis://host:6379 for several workers
+    hsts_seconds: int = Field(default=31_536_000, ge=0)
+
+    # --- audit ----------------------------------------------------------------------------
+    audit_retention_days: int = Field(default=3650, ge=1)
+
+    @field_validator("rate_limit", "rate_limit_anonymous")
+    @classmethod
+    def _valid_rate(cls, value: str) -> str:
+        parse_rate_limit(value)  # raises ValueError on "ten per minute"
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard_origin(cls, value: list[str]) -> list[str]:
+        if "*" in value:
+            raise ValueError("cors_origins is an allow-list: name each origin, '*' is refused")
+        return [origin.rstrip("/") for origin in value]
+
+    # Derived values.
+    def effective_audience(self) -> str:
+        return self.audience or self.base_url
+
+    def effective_dev_issuer_url(self) -> str:
+        if self.dev_issuer_url:
+            return self.dev_issuer_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    def effective_key_file(self) -> Path:
+        return self.dev_issuer_key_file or self.data_dir / "dev-issuer-key.pem"
 
 
 @lru_cache

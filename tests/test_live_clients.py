@@ -22,7 +22,7 @@ def _free_port() -> int:
 def live_server(database_url):
     port = _free_port()
     base = f"http://127.0.0.1:{port}/fhir"
-    env = dict(os.environ, SIJILL_DATABASE_URL=database_url, SIJILL_BASE_URL=base)
+    env = dict(os.environ, SIJILL_DATABASE_URL=database_url, SIJILL_BASE_URL=base, SIJILL_AUTH_REQUIRED="false")
     proc = subprocess.Popen(
         [sys.executable, "-m", "ehr.cli", "serve", "--port", str(port)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

@@ -10,13 +10,16 @@ async def create(
     ctx: Context, res_type: str, res: dict, *, if_none_exist: str | None = None, res_id: str | None = None
 ) -> Result:
     """``res_id`` is only for ids the server assigned earlier (a transaction's urn:uuid entries)."""
+    ctx.require(res_type, "c")
     if if_none_exist:
         await lock_condition(ctx.conn, res_type, if_none_exist)
         existing = await single_match(ctx, res_type, if_none_exist, "If-None-Exist")
         if existing is not None:
-            return Result(200, await repository.current(ctx.conn, res_type, existing))
+            return Result(200, await repository.current(ctx.conn, res_type, existing, access=ctx.access))
     # The server owns ids: whatever id the client sent is replaced.
-    stored = await store(ctx, res_type, res_id or new_id(), res, method="POST", prior=None)
+    res_id = res_id or new_id()
+    ctx.check_write(res_type, res_id, res)
+    stored = await store(ctx, res_type, res_id, res, method="POST", prior=None)
     return Result(201, stored)
 
 
@@ -26,5 +29,7 @@ async def submit_or_create(ctx: Context, res_type: str, res: dict, *, if_none_ex
 
     handler = submission_handlers.get(res_type)
     if handler is not None:
+        ctx.require(res_type, "c")
+        ctx.check_write(res_type, res_id, res)
         return await handler(ctx, res)
     return await create(ctx, res_type, res, if_none_exist=if_none_exist, res_id=res_id)

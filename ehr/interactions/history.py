@@ -50,6 +50,9 @@ async def history(
     default_count: int,
     max_count: int,
 ) -> Result:
+    if res_type is not None:
+        # An instance's history is a read of it; a type's history lists like a search.
+        ctx.require(res_type, "r" if res_id else "s")
     p = _params(params)
     v = resource_version
     cond = []
@@ -76,19 +79,20 @@ async def history(
             raise FHIRError.of(400, "invalid", "Malformed _cursor", "http._cursor")
         page_cond.append(v.c.seq < int(p["_cursor"]))
     stmt = (
-        select(v.c.seq, v.c.res_type, v.c.res_id, v.c.version_id, v.c.last_updated, v.c.deleted, v.c.method, v.c.content)
+        select(v.c.seq, v.c.res_type, v.c.res_id, v.c.version_id, v.c.last_updated, v.c.deleted, v.c.method, v.c.content, v.c.rid)
         .where(and_(True, *page_cond))
         .order_by(v.c.seq.desc())
         .limit(count + 1)
     )
     rows = (await ctx.conn.execute(stmt)).all()
-    if res_id and not rows and "_cursor" not in p and not cond[2:]:
+    if res_id and not rows and not {"_cursor", "_since", "_at"} & set(p):
+        # no version at all (or none visible to the caller): the instance does not exist
         raise not_found(res_type, res_id)
     total = None
     if res_id or p.get("_total") == "accurate":
         total = (await ctx.conn.execute(select(func.count()).select_from(v).where(and_(True, *cond)))).scalar_one()
     entries = []
-    for seq, rtype, rid, vid, updated, deleted, method, content in rows[:count]:
+    for seq, rtype, rid, vid, updated, deleted, method, content, _ in rows[:count]:
         url = f"{ctx.base_url}/{rtype}/{rid}"
         request = {"method": method, "url": f"{rtype}/{rid}" if method != "POST" else rtype}
         response = {"status": _STATUS[method], "etag": f'W/"{vid}"', "lastModified": to_instant(updated)}
@@ -98,4 +102,4 @@ async def history(
     links = [("self", base + ("?" + urlencode(params) if params else ""))]
     if len(rows) > count and count:
         links.append(("next", base + "?" + urlencode(keep + [("_cursor", str(rows[count - 1][0]))])))
-    return Result(200, body=bundle.bundle("history", entries, total=total, links=links))
+    return Result(200, body=bundle.bundle("history", entries, total=total, links=links), rids=sorted({r[8] for r in rows[:count]}))

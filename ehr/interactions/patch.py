@@ -25,6 +25,7 @@ def apply_json_patch(res_type: str, current: dict, operations: object) -> dict:
 async def patch(
     ctx: Context, res_type: str, res_id: str, operations: object, *, if_match: str | None = None
 ) -> Result:
+    ctx.require(res_type, "u")
     prior = await repository.current(ctx.conn, res_type, res_id, for_update=True, access=ctx.access)
     if prior is None:
         raise not_found(res_type, res_id)
@@ -34,6 +35,7 @@ async def patch(
     patched = apply_json_patch(res_type, prior.resource(), operations)
     # A patch may not turn the resource into another one.
     patched = check_resource(patched, expected_type=res_type, url_id=res_id)
+    ctx.check_write(res_type, res_id, patched)
     stored = await store(ctx, res_type, res_id, patched, method="PATCH", prior=prior)
     return Result(200, stored)
 
@@ -41,6 +43,7 @@ async def patch(
 async def conditional_patch(
     ctx: Context, res_type: str, query: str, operations: object, *, if_match: str | None = None
 ) -> Result:
+    ctx.require(res_type, "u")
     await lock_condition(ctx.conn, res_type, query)
     match = await single_match(ctx, res_type, query, "Conditional patch")
     if match is None:

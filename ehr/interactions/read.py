@@ -1,4 +1,4 @@
-"""read and vread."""
+"""read and vread: an invisible resource is exactly as absent as a missing one (404)."""
 from __future__ import annotations
 
 from ehr.interactions.context import Context, Result
@@ -11,6 +11,7 @@ def _gone(res_type: str, res_id: str) -> FHIRError:
 
 
 async def read(ctx: Context, res_type: str, res_id: str) -> Result:
+    ctx.require(res_type, "r")
     stored = await repository.current(ctx.conn, res_type, res_id, access=ctx.access)
     if stored is None:
         raise not_found(res_type, res_id)
@@ -20,6 +21,7 @@ async def read(ctx: Context, res_type: str, res_id: str) -> Result:
 
 
 async def vread(ctx: Context, res_type: str, res_id: str, version_id: str) -> Result:
+    ctx.require(res_type, "r")
     if not version_id.isdigit():
         raise not_found(f"{res_type}/{res_id}/_history", version_id)
     stored = await repository.version(ctx.conn, res_type, res_id, int(version_id), access=ctx.access)

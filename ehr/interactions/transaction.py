@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ehr import bundle
 from ehr.interactions import create, delete, history, patch, read, update
-from ehr.interactions.context import Context, Result
+from ehr.interactions.context import Context, Guard, Result
 from ehr.interactions.preconditions import new_id, single_match
 from ehr.interactions.urls import Target, parse_target
 from ehr.outcome import FHIRError, Issue, operation_outcome
@@ -50,6 +50,16 @@ class Entry:
         return f"Bundle.entry[{self.index}]"
 
 
+class BundleAudit(Protocol):
+    """Records the entries in the audit trail (``ehr.rest`` wires the request's audit)."""
+
+    async def entries(self, conn: AsyncConnection, entries: list["Entry"]) -> None:
+        """Successful entries, inside the transaction that made them."""
+
+    async def failed(self, entries: list["Entry"]) -> None:
+        """Entries of a batch that failed (their own transactions were rolled back)."""
+
+
 @dataclass
 class Options:
     base_url: str
@@ -58,6 +68,8 @@ class Options:
     max_entries: int
     representation: bool  # Prefer: return=representation
     access: AccessFilter | None = None
+    guard: Guard | None = None
+    audit: BundleAudit | None = None
 
 
 def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
@@ -200,11 +212,20 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
         return await read.vread(ctx, t.res_type, t.res_id, t.version_id)
     if t.res_id is not None:
         return await read.read(ctx, t.res_type, t.res_id)
+    for res_type in search_types(t.res_type, t.params):
+        ctx.require(res_type, "s")
     found = await search(
         ctx.conn, t.res_type, t.params, base_url=opts.base_url, access=ctx.access,
         default_count=opts.default_count, max_count=opts.max_count,
     )
-    return Result(200, body=found.bundle)
+    return Result(200, body=found.bundle, rids=found.rids, patients=[f"Patient/{p}" for p in found.patient_ids])
+
+
+def search_types(res_type: str | None, params: list[tuple[str, str]]) -> list[str]:
+    """The types a search lists (its own, or the system search's ``_type``): each needs ``s``."""
+    if res_type is not None:
+        return [res_type]
+    return [t.strip() for name, v in params if name == "_type" for t in v.split(",") if t.strip()]
 
 
 def _response_entry(e: Entry, opts: Options) -> bytes:
@@ -244,19 +265,38 @@ async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> 
     for e in entries:
         _validate(e)
     async with write_transaction(engine) as conn:
-        ctx = Context(conn, opts.base_url, opts.access, pending_index=[])
+        ctx = Context(conn, opts.base_url, opts.access, pending_index=[], guard=opts.guard)
         ids = await _assign_ids(ctx, entries)
         if ids:
             for e in entries:
                 if e.resource is not None:
                     _rewrite(e.resource, ids)
+        entry_of: dict[int, Entry] = {}
         for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+            before = len(ctx.written)
             try:
                 e.result = await _run(ctx, e, opts)
             except FHIRError as err:
                 raise _prefix(err, e.where) from None
+            for s in ctx.written[before:]:
+                entry_of.setdefault(s.rid, e)
         await ctx.flush()
+        await _check_written(ctx, entry_of)
+        if opts.audit is not None:
+            await opts.audit.entries(conn, entries)
     return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in entries))
+
+
+async def _check_written(ctx: Context, entry_of: dict[int, Entry]) -> None:
+    """Write rules that need the index (a patient writes only into their records), per entry."""
+    if ctx.guard is None or not ctx.written:
+        return
+    bad = await ctx.guard.outside(ctx, ctx.written)
+    if bad:
+        e = entry_of[bad[0].rid]
+        raise FHIRError.of(
+            403, "forbidden", f"{bad[0].res_type}/{bad[0].res_id} would be outside the records you may write to", e.where
+        )
 
 
 async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
@@ -265,7 +305,11 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
         try:
             _validate(e)
             async with write_transaction(engine) as conn:
-                e.result = await _run(Context(conn, opts.base_url, opts.access), e, opts)
+                e.result = await _run(Context(conn, opts.base_url, opts.access, guard=opts.guard), e, opts)
+                if opts.audit is not None:
+                    await opts.audit.entries(conn, [e])
         except FHIRError as err:
             e.error = err
+    if opts.audit is not None:
+        await opts.audit.failed([e for e in entries if e.error is not None])
     return bundle.bundle("batch-response", (_response_entry(e, opts) for e in entries))

@@ -9,6 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ehr.outcome import FHIRError
 from ehr.parsing import is_resource_type
 from ehr.search.access import AccessFilter
+from ehr.security.dependencies import CurrentPrincipal, security_services
+from ehr.security.request import RequestSecurity
 
 
 def engine(request: Request) -> AsyncEngine:
@@ -21,9 +23,20 @@ def resource_type(res_type: str) -> str:
     return res_type
 
 
-def access(request: Request) -> AccessFilter | None:
-    # The security layer installs the caller's filter on request.state; none means unrestricted.
-    return getattr(request.state, "access", None)
+async def request_security(request: Request, principal: CurrentPrincipal) -> RequestSecurity:
+    """Authenticate (401/403 here), then build the caller's policy, guard and audit, once per request."""
+    security = await security_services(request).request_security(request, principal)
+    request.state.security = security  # the error handlers record failures through it
+    request.state.access = security.access
+    return security
+
+
+Security = Annotated[RequestSecurity, Depends(request_security)]
+
+
+def access(security: Security) -> AccessFilter | None:
+    # None means unrestricted (the in-process caller when SIJILL_AUTH_REQUIRED=false).
+    return security.access
 
 
 Engine = Annotated[AsyncEngine, Depends(engine)]

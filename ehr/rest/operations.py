@@ -1,17 +1,33 @@
-"""Dispatch of ``$operation`` URLs to the handlers in ``ehr.operations``."""
+"""Dispatch of ``$operation`` URLs to the handlers in ``ehr.operations``.
+
+Operations run as the authenticated caller: an instance-level operation first needs the target
+to be readable by them (404 otherwise, like any read), handlers receive the caller's access
+filter (``Invocation.access``; the whole security context is on ``request.state.security``),
+and each call is recorded in the audit trail (per patient concerned) unless the handler did so
+itself.  A pharmacist's answers carry only the minimum of any Patient in them.
+"""
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 
-from ehr.operations.registry import Invocation, resolve
-from ehr.outcome import FHIRError
+from ehr.operations.registry import Invocation, Operation, resolve
+from ehr.outcome import FHIRError, not_found
 from ehr.parsing import parse_json
-from ehr.rest.deps import Access, Engine, ResourceType
+from ehr.rest.deps import Engine, ResourceType, Security
 from ehr.rest.http import AppSettings, read_body
+from ehr.security.redaction import needs_redaction, redact
+from ehr.security.request import RequestSecurity
+from ehr.security.trail import target_patients
+from ehr.store import repository
+from ehr.store.db import read_connection
 
 router = APIRouter()
+
+# Operations that decide themselves whether the caller may act on a target they cannot read yet.
+OWN_TARGET_CHECK = frozenset({"break-glass"})
 
 
 def _parameter_value(p: dict) -> object:
@@ -22,8 +38,8 @@ def _parameter_value(p: dict) -> object:
     return next((v for k, v in p.items() if k.startswith("value")), None)
 
 
-async def _invocation(request: Request, engine, settings, access, res_type, res_id) -> Invocation:
-    inv = Invocation(request, engine, settings, access, res_type, res_id)
+async def _invocation(request: Request, engine, settings, security: RequestSecurity, res_type, res_id) -> Invocation:
+    inv = Invocation(request, engine, settings, security.access, res_type, res_id)
     inv.params = list(parse_qsl(request.url.query, keep_blank_values=True))
     if request.method == "POST":
         body = parse_json(await read_body(request, settings))
@@ -37,19 +53,48 @@ async def _invocation(request: Request, engine, settings, access, res_type, res_
     return inv
 
 
+async def _run(op: Operation, inv: Invocation, security: RequestSecurity) -> Response:
+    res_type, res_id = inv.res_type, inv.res_id
+    security.audit.begin(
+        "operation", operation=f"${op.name}", what="/".join(x for x in (res_type, res_id) if x) or None,
+        target=(res_type, res_id) if res_id else None,
+    )
+    if res_id is not None and op.name not in OWN_TARGET_CHECK:
+        security.guard.require(res_type, "r")
+        async with read_connection(inv.engine) as conn:
+            target = await repository.current(conn, res_type, res_id, access=security.access)
+        if target is None or target.deleted:
+            raise not_found(res_type, res_id)
+    response = await op.handler(inv)
+    if not security.audit.recorded:
+        patients: list[str] = []
+        if res_id is not None:
+            if res_type == "Patient":
+                patients = [f"Patient/{res_id}"]
+            elif security.audit.engine is not None:
+                async with read_connection(inv.engine) as conn:
+                    patients = await target_patients(conn, res_type, res_id)
+        await security.audit.record_read(status=response.status_code, patients=patients)
+    if needs_redaction(security.principal) and getattr(response, "body", None):
+        body = redact(security.principal, bytes(response.body))
+        headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+        return Response(body, response.status_code, headers, media_type=response.media_type)
+    return response
+
+
 @router.api_route("/fhir/${name}", methods=["GET", "POST"])
-async def system_operation(request: Request, name: str, engine: Engine, settings: AppSettings, access: Access):
+async def system_operation(request: Request, name: str, engine: Engine, settings: AppSettings, security: Security):
     op = resolve(name, "system", None)
-    return await op.handler(await _invocation(request, engine, settings, access, None, None))
+    return await _run(op, await _invocation(request, engine, settings, security, None, None), security)
 
 
 @router.api_route("/fhir/{res_type}/${name}", methods=["GET", "POST"])
-async def type_operation(request: Request, res_type: ResourceType, name: str, engine: Engine, settings: AppSettings, access: Access):
+async def type_operation(request: Request, res_type: ResourceType, name: str, engine: Engine, settings: AppSettings, security: Security):
     op = resolve(name, "type", res_type)
-    return await op.handler(await _invocation(request, engine, settings, access, res_type, None))
+    return await _run(op, await _invocation(request, engine, settings, security, res_type, None), security)
 
 
 @router.api_route("/fhir/{res_type}/{res_id}/${name}", methods=["GET", "POST"])
-async def instance_operation(request: Request, res_type: ResourceType, res_id: str, name: str, engine: Engine, settings: AppSettings, access: Access):
+async def instance_operation(request: Request, res_type: ResourceType, res_id: str, name: str, engine: Engine, settings: AppSettings, security: Security):
     op = resolve(name, "instance", res_type)
-    return await op.handler(await _invocation(request, engine, settings, access, res_type, res_id))
+    return await _run(op, await _invocation(request, engine, settings, security, res_type, res_id), security)

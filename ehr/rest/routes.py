@@ -1,17 +1,24 @@
-"""The FHIR REST API: thin endpoints that parse HTTP and call ``ehr.interactions``."""
+"""The FHIR REST API: thin endpoints that parse HTTP and call ``ehr.interactions``.
+
+Every endpoint runs as the authenticated caller (``Security``): reads and searches go through
+the caller's access policy, writes through their guard, and each interaction is recorded in the
+audit trail — writes inside their own transaction, reads right after the read and before the
+response leaves (a failure to record fails the request).  Failures are recorded by the error
+handlers in ``ehr.app``.
+"""
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ehr.interactions import create, delete, history, patch, read, update
-from ehr.interactions.context import Context
-from ehr.interactions.transaction import Options, batch, transaction
+from ehr.interactions.context import Result
+from ehr.interactions.transaction import Options, batch, search_types, transaction
 from ehr.outcome import FHIRError
-from ehr.parsing import check_resource, parse_json, parse_resource
-from ehr.rest.deps import Access, Engine, ResourceType
+from ehr.parsing import parse_json, parse_resource
+from ehr.rest.deps import Engine, ResourceType, Security
 from ehr.rest.http import (
     JSON_PATCH,
     AppSettings,
@@ -23,6 +30,12 @@ from ehr.rest.http import (
     write_response,
 )
 from ehr.search.engine import search as run_search
+from ehr.security.dispensing import presentation_actors, record_presentation
+from ehr.security.policy import presented_numbers
+from ehr.security.redaction import redact
+from ehr.security.request import RequestSecurity
+from ehr.security.roles import Role
+from ehr.security.trail import BundleTrail, Scope
 from ehr.store.db import read_connection, write_transaction
 
 router = APIRouter()
@@ -37,96 +50,110 @@ def _condition(request: Request) -> str:
     return "&".join(f"{k}={v}" for k, v in _query(request) if k not in ("_format", "_pretty"))
 
 
+def _version(result: Result) -> str | None:
+    s = result.stored
+    return f"{s.res_type}/{s.res_id}/_history/{s.version_id}" if s is not None else None
+
+
+async def _record_write(security: RequestSecurity, conn, ctx, result: Result, interaction: str) -> None:
+    """The write's events, in its transaction: every resource version it made, per patient."""
+    rids = sorted({s.rid for s in ctx.written if not s.deleted} | set(result.touched))
+    scope = Scope(interaction, what=_version(result) or (security.audit.scope.what if security.audit.scope else None))
+    await security.audit.record(conn, status=result.status, rids=rids, patients=result.patients, scope=scope)
+
+
 # --- whole-system interactions -----------------------------------------------------------
 
 
 @router.post("/fhir")
 @router.post("/fhir/", include_in_schema=False)
-async def bundle_endpoint(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def bundle_endpoint(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     body = parse_json(await read_body(request, settings))
     if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
         raise FHIRError.of(400, "invalid", "POST to the base takes a batch or transaction Bundle", "Bundle")
     kind = body.get("type")
     if kind not in ("batch", "transaction"):
         raise FHIRError.of(400, "invalid", f"Bundle.type must be batch or transaction, not {kind!r}", "Bundle.type")
+    security.audit.begin(kind)
     opts = Options(
         settings.base_url, settings.default_page_size, settings.max_page_size, settings.max_bundle_entries,
-        prefer.return_ == "representation", access,
+        prefer.return_ == "representation", security.access, security.guard, BundleTrail(security.audit),
     )
     out = await (transaction if kind == "transaction" else batch)(engine, body, opts)
-    return fhir_response(out)
+    return fhir_response(redact(security.principal, out))
 
 
 @router.get("/fhir/_history")
-async def system_history(request: Request, engine: Engine, settings: AppSettings, access: Access):
-    return await _history(request, engine, settings, access, None, None)
+async def system_history(request: Request, engine: Engine, settings: AppSettings, security: Security):
+    return await _history(request, engine, settings, security, None, None)
 
 
 @router.get("/fhir")
 @router.get("/fhir/", include_in_schema=False)
-async def system_search(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
-    return await _search(engine, settings, prefer, access, None, _query(request))
+async def system_search(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
+    return await _search(engine, settings, prefer, security, None, _query(request))
 
 
 # --- type level --------------------------------------------------------------------------
 
 
 @router.get("/fhir/{res_type}/_history")
-async def type_history(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, access: Access):
-    return await _history(request, engine, settings, access, res_type, None)
+async def type_history(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, security: Security):
+    return await _history(request, engine, settings, security, res_type, None)
 
 
 @router.post("/fhir/{res_type}/_search")
-async def search_post(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def search_post(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     form = await read_body(request, settings, {"application/x-www-form-urlencoded"})
     params = _query(request) + parse_qsl(form.decode(), keep_blank_values=True)
-    return await _search(engine, settings, prefer, access, res_type, params)
+    return await _search(engine, settings, prefer, security, res_type, params)
 
 
 @router.get("/fhir/{res_type}")
-async def search_get(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
-    return await _search(engine, settings, prefer, access, res_type, _query(request))
+async def search_get(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
+    return await _search(engine, settings, prefer, security, res_type, _query(request))
 
 
 @router.post("/fhir/{res_type}")
-async def create_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def create_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     res = parse_resource(await read_body(request, settings), expected_type=res_type)
+    security.audit.begin("create", what=res_type)
     async with write_transaction(engine) as conn:
-        result = await create.submit_or_create(
-            Context(conn, settings.base_url, access), res_type, res, if_none_exist=request.headers.get("if-none-exist")
-        )
+        ctx = security.context(conn, settings.base_url)
+        result = await create.submit_or_create(ctx, res_type, res, if_none_exist=request.headers.get("if-none-exist"))
+        await _record_write(security, conn, ctx, result, "create")
     return write_response(result, prefer, settings.base_url)
 
 
 @router.put("/fhir/{res_type}")
-async def conditional_update_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def conditional_update_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     res = parse_resource(await read_body(request, settings), expected_type=res_type)
+    security.audit.begin("update", what=res_type, query=_condition(request))
     async with write_transaction(engine) as conn:
-        result = await update.conditional_update(
-            Context(conn, settings.base_url, access), res_type, _require_condition(request), res,
-            if_match=request.headers.get("if-match"),
-        )
+        ctx = security.context(conn, settings.base_url)
+        result = await update.conditional_update(ctx, res_type, _require_condition(request), res, if_match=request.headers.get("if-match"))
+        await _record_write(security, conn, ctx, result, "update")
     return write_response(result, prefer, settings.base_url)
 
 
 @router.patch("/fhir/{res_type}")
-async def conditional_patch_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def conditional_patch_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     ops = parse_json(await read_body(request, settings, {JSON_PATCH}))
+    security.audit.begin("patch", what=res_type, query=_condition(request))
     async with write_transaction(engine) as conn:
-        result = await patch.conditional_patch(
-            Context(conn, settings.base_url, access), res_type, _require_condition(request), ops,
-            if_match=request.headers.get("if-match"),
-        )
+        ctx = security.context(conn, settings.base_url)
+        result = await patch.conditional_patch(ctx, res_type, _require_condition(request), ops, if_match=request.headers.get("if-match"))
+        await _record_write(security, conn, ctx, result, "patch")
     return write_response(result, prefer, settings.base_url)
 
 
 @router.delete("/fhir/{res_type}")
-async def conditional_delete_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, access: Access):
+async def conditional_delete_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, security: Security):
+    security.audit.begin("delete", what=res_type, query=_condition(request))
     async with write_transaction(engine) as conn:
-        await delete.conditional_delete(
-            Context(conn, settings.base_url, access), res_type, _require_condition(request),
-            if_match=request.headers.get("if-match"),
-        )
+        ctx = security.context(conn, settings.base_url)
+        result = await delete.conditional_delete(ctx, res_type, _require_condition(request), if_match=request.headers.get("if-match"))
+        await _record_write(security, conn, ctx, result, "delete")
     return Response(status_code=204)
 
 
@@ -141,70 +168,112 @@ def _require_condition(request: Request) -> str:
 
 
 @router.get("/fhir/{res_type}/{res_id}/_history/{version_id}")
-async def vread_endpoint(request: Request, res_type: ResourceType, res_id: str, version_id: str, engine: Engine, settings: AppSettings, access: Access):
+async def vread_endpoint(request: Request, res_type: ResourceType, res_id: str, version_id: str, engine: Engine, settings: AppSettings, security: Security):
+    security.audit.begin("vread", what=f"{res_type}/{res_id}/_history/{version_id}", target=(res_type, res_id))
+    security = security.for_request(res_type)
     async with read_connection(engine) as conn:
-        result = await read.vread(Context(conn, settings.base_url, access), res_type, res_id, version_id)
-    return fhir_response(result.content, headers=version_headers(result, settings.base_url))
+        result = await read.vread(security.context(conn, settings.base_url), res_type, res_id, version_id)
+    await security.audit.record_read(rids=result.touched)
+    return fhir_response(redact(security.principal, result.content), headers=version_headers(result, settings.base_url))
 
 
 @router.get("/fhir/{res_type}/{res_id}/_history")
-async def instance_history(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, access: Access):
-    return await _history(request, engine, settings, access, res_type, res_id)
+async def instance_history(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, security: Security):
+    return await _history(request, engine, settings, security, res_type, res_id)
 
 
 @router.get("/fhir/{res_type}/{res_id}")
-async def read_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, access: Access):
+async def read_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, security: Security):
+    return await read_resource(request, engine, settings, security, res_type, res_id)
+
+
+async def read_resource(request: Request, engine, settings, security: RequestSecurity, res_type: str, res_id: str) -> Response:
+    security.audit.begin("read", what=f"{res_type}/{res_id}", target=(res_type, res_id))
+    security = security.for_request(res_type)
     async with read_connection(engine) as conn:
-        result = await read.read(Context(conn, settings.base_url, access), res_type, res_id)
+        result = await read.read(security.context(conn, settings.base_url), res_type, res_id)
+    security.audit.scope.what = _version(result)
+    await security.audit.record_read(rids=result.touched)
     headers = version_headers(result, settings.base_url)
     if not_modified(request, result):
         return Response(status_code=304, headers=headers)
-    return fhir_response(result.content, headers=headers)
+    return fhir_response(redact(security.principal, result.content), headers=headers)
 
 
 @router.put("/fhir/{res_type}/{res_id}")
-async def update_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def update_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     res = parse_resource(await read_body(request, settings), expected_type=res_type, url_id=res_id)
+    security.audit.begin("update", what=f"{res_type}/{res_id}", target=(res_type, res_id))
     async with write_transaction(engine) as conn:
-        result = await update.update(
-            Context(conn, settings.base_url, access), res_type, res_id, res, if_match=request.headers.get("if-match")
-        )
+        ctx = security.context(conn, settings.base_url)
+        result = await update.update(ctx, res_type, res_id, res, if_match=request.headers.get("if-match"))
+        await _record_write(security, conn, ctx, result, "update")
     return write_response(result, prefer, settings.base_url)
 
 
 @router.patch("/fhir/{res_type}/{res_id}")
-async def patch_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, prefer: Prefer, access: Access):
+async def patch_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     ops = parse_json(await read_body(request, settings, {JSON_PATCH}))
+    security.audit.begin("patch", what=f"{res_type}/{res_id}", target=(res_type, res_id))
     async with write_transaction(engine) as conn:
-        result = await patch.patch(
-            Context(conn, settings.base_url, access), res_type, res_id, ops, if_match=request.headers.get("if-match")
-        )
+        ctx = security.context(conn, settings.base_url)
+        result = await patch.patch(ctx, res_type, res_id, ops, if_match=request.headers.get("if-match"))
+        await _record_write(security, conn, ctx, result, "patch")
     return write_response(result, prefer, settings.base_url)
 
 
 @router.delete("/fhir/{res_type}/{res_id}")
-async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, access: Access):
+async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, security: Security):
+    security.audit.begin("delete", what=f"{res_type}/{res_id}", target=(res_type, res_id))
     async with write_transaction(engine) as conn:
-        await delete.delete(Context(conn, settings.base_url, access), res_type, res_id, if_match=request.headers.get("if-match"))
+        ctx = security.context(conn, settings.base_url)
+        result = await delete.delete(ctx, res_type, res_id, if_match=request.headers.get("if-match"))
+        await _record_write(security, conn, ctx, result, "delete")
     return Response(status_code=204)
 
 
 # --- shared ------------------------------------------------------------------------------
 
 
-async def _search(engine, settings, prefer, access, res_type, params):
+async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params):
+    for listed in search_types(res_type, params):
+        security.guard.require(listed, "s")
+    security.audit.begin(
+        "search-type" if res_type else "search-system", what=res_type, query=urlencode(params) if params else None
+    )
+    security = security.for_request(res_type, params)
+    numbers: tuple[str, ...] = ()
+    if security.role is Role.PHARMACIST and res_type == "MedicationRequest":
+        numbers = presented_numbers(params)
+        if numbers:  # the prescription handed over at the counter: found by its exact number
+            security = security.presenting(numbers)
     async with read_connection(engine) as conn:
         found = await run_search(
             conn, res_type, params, base_url=settings.base_url, handling="strict" if prefer.strict else "lenient",
-            access=access, default_count=settings.default_page_size, max_count=settings.max_page_size,
+            access=security.access, default_count=settings.default_page_size, max_count=settings.max_page_size,
         )
-    return fhir_response(found.bundle)
+    also = None
+    if numbers:
+        actors = presentation_actors(security.principal, security.policy.identity)
+
+        async def also(conn):
+            await record_presentation(conn, actors, numbers, found.rids, settings.prescription_presentation_hours)
+            if security.guard.identities is not None:
+                security.guard.identities.forget(security.principal)
+
+    await security.audit.record_read(patients=[f"Patient/{p}" for p in found.patient_ids], also=also)
+    return fhir_response(redact(security.principal, found.bundle))
 
 
-async def _history(request, engine, settings, access, res_type, res_id):
+async def _history(request, engine, settings, security: RequestSecurity, res_type, res_id):
+    interaction = "history-instance" if res_id else "history-type" if res_type else "history-system"
+    what = "/".join(x for x in (res_type, res_id) if x) or None
+    security.audit.begin(interaction, what=what, target=(res_type, res_id) if res_id else None)
+    security = security.for_request(res_type)
     async with read_connection(engine) as conn:
         result = await history.history(
-            Context(conn, settings.base_url, access), res_type, res_id, _query(request),
+            security.context(conn, settings.base_url), res_type, res_id, _query(request),
             default_count=settings.default_page_size, max_count=settings.max_page_size,
         )
-    return fhir_response(result.body)
+    await security.audit.record_read(rids=result.rids)
+    return fhir_response(redact(security.principal, result.body))

@@ -74,10 +74,17 @@ def _recorded_us(event: dict) -> int:
     return parse_instant_bounds(event["recorded"])[0]
 
 
+_HEAD_COLUMNS = (audit_chain.c.head_seq, audit_chain.c.head_hash, audit_chain.c.anchor_seq, audit_chain.c.anchor_hash)
+
+
 async def _lock_head(conn: AsyncConnection) -> tuple[int, bytes, int, bytes]:
-    """Lock the chain head (a no-op UPDATE takes the row lock / SQLite write lock) and read it."""
-    touch = update(audit_chain).where(audit_chain.c.id == _HEAD).values(head_seq=audit_chain.c.head_seq)
-    if (await conn.execute(touch)).rowcount == 0:
+    """Lock the chain head and read it, in one statement: a no-op UPDATE … RETURNING takes the row
+    lock (PostgreSQL) or the write lock (SQLite) and hands back the head."""
+    touch = (
+        update(audit_chain).where(audit_chain.c.id == _HEAD).values(head_seq=audit_chain.c.head_seq).returning(*_HEAD_COLUMNS)
+    )
+    row = (await conn.execute(touch)).first()
+    if row is None:
         try:
             async with conn.begin_nested():  # another appender may create it at the same moment
                 await conn.execute(
@@ -87,14 +94,7 @@ async def _lock_head(conn: AsyncConnection) -> tuple[int, bytes, int, bytes]:
                 )
         except IntegrityError:
             pass
-        await conn.execute(touch)
-    row = (
-        await conn.execute(
-            select(audit_chain.c.head_seq, audit_chain.c.head_hash, audit_chain.c.anchor_seq, audit_chain.c.anchor_hash).where(
-                audit_chain.c.id == _HEAD
-            )
-        )
-    ).one()
+        row = (await conn.execute(touch)).one()
     return row.head_seq, bytes(row.head_hash), row.anchor_seq, bytes(row.anchor_hash)
 
 

@@ -9,7 +9,6 @@ from rich.console import Console
 
 from ehr.security.audit import purge, verify
 from ehr.security.issuer import DevIssuer, OAuthError
-from ehr.security.settings import get_security_settings
 from ehr.settings import get_settings
 from ehr.store.clock import now_us
 from ehr.store.db import create_engine, read_connection, write_transaction
@@ -24,11 +23,11 @@ def token_command(
     ttl: int | None = typer.Option(None, "--ttl", help="Lifetime in seconds (default SIJILL_TOKEN_TTL_SECONDS)"),
 ) -> None:
     """Print a bearer token for a demo user, signed by the built-in issuer."""
-    settings = get_security_settings()
+    settings = get_settings()
     if not settings.dev_issuer_enabled:
         err_console.print("[red]The built-in issuer is disabled: set SIJILL_DEV_ISSUER_ENABLED=true[/red]")
         raise typer.Exit(2)
-    issuer = DevIssuer.from_settings(settings, get_settings().base_url)
+    issuer = DevIssuer.from_settings(settings, settings.base_url)
     try:
         issued = issuer.issue_token(user, scopes, ttl)
     except OAuthError as exc:
@@ -76,7 +75,7 @@ def purge_command(
     days: int | None = typer.Option(None, "--older-than-days", help="Default: SIJILL_AUDIT_RETENTION_DAYS"),
 ) -> None:
     """Remove events older than the retention period; what remains still verifies."""
-    keep = days if days is not None else get_security_settings().audit_retention_days
+    keep = days if days is not None else get_settings().audit_retention_days
     if keep < 1:
         err_console.print("[red]--older-than-days must be at least 1[/red]")
         raise typer.Exit(2)

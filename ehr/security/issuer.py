@@ -28,7 +28,7 @@ from ehr.security.demo import DemoDirectory, DemoUser, SystemClient, demo_direct
 from ehr.security.jwks import StaticKeySet
 from ehr.security.roles import Role
 from ehr.security.scopes import ScopeError, ScopeSet
-from ehr.security.settings import SecuritySettings
+from ehr.settings import Settings
 from ehr.store.clock import now_us
 
 log = logging.getLogger("sijill.security.issuer")
@@ -67,7 +67,7 @@ def _generate_pem() -> bytes:
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
-def load_or_create_key(settings: SecuritySettings) -> str:
+def load_or_create_key(settings: Settings) -> str:
     """The signing key PEM: from the environment, else from (or freshly into) the key file."""
     if settings.dev_issuer_private_key is not None:
         return settings.dev_issuer_private_key.get_secret_value()
@@ -136,7 +136,7 @@ class DevIssuer:
         self.key_set = StaticKeySet(self.jwks())
 
     @classmethod
-    def from_settings(cls, settings: SecuritySettings, fhir_base_url: str) -> "DevIssuer":
+    def from_settings(cls, settings: Settings, fhir_base_url: str) -> "DevIssuer":
         return cls(
             load_or_create_key(settings),
             issuer_url=settings.effective_dev_issuer_url(),

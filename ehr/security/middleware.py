@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ehr.outcome import FHIRError, outcome_bytes
 from ehr.security.principal import Principal
-from ehr.security.settings import SecuritySettings
+from ehr.settings import Settings
 
 FHIR_JSON = b"application/fhir+json"
 
@@ -79,7 +79,7 @@ CORS_REQUEST_HEADERS = (
 CORS_EXPOSED_HEADERS = ("Location", "Content-Location", "ETag", "Last-Modified", "WWW-Authenticate", "Retry-After", "X-Request-ID")
 
 
-def add_cors(app: FastAPI, settings: SecuritySettings) -> None:
+def add_cors(app: FastAPI, settings: Settings) -> None:
     """Allow browsers from the configured origins only; no origins, no CORS."""
     if not settings.cors_origins:
         return
@@ -107,12 +107,15 @@ async def client_key(scope: Scope) -> tuple[str, bool]:
     """
     services = getattr(scope["app"].state, "security", None) if "app" in scope else None
     request = Request(scope)
+    client = scope.get("client")
+    address = client[0] if client else "unknown"
     if services is not None and request.headers.get("authorization"):
         result = await services.authenticate_request(request, audit=False)
         if isinstance(result, Principal):
             return f"sub:{result.issuer}|{result.subject}", True
-    client = scope.get("client")
-    return f"ip:{client[0] if client else 'unknown'}", False
+    elif services is not None and not services.settings.auth_required:
+        return f"local:{address}", True  # the in-process caller of a server without tokens
+    return f"ip:{address}", False
 
 
 class RateLimitMiddleware:
@@ -133,7 +136,7 @@ class RateLimitMiddleware:
         self.key = key
 
     @classmethod
-    def options(cls, settings: SecuritySettings) -> dict:
+    def options(cls, settings: Settings) -> dict:
         """Keyword arguments for ``app.add_middleware(RateLimitMiddleware, **options)``."""
         return {"rate": settings.rate_limit, "anonymous_rate": settings.rate_limit_anonymous, "storage_uri": settings.rate_limit_storage}
 
@@ -284,7 +287,7 @@ class AccessLogMiddleware:
             )
 
 
-def install_middleware(app: FastAPI, settings: SecuritySettings, max_body_bytes: int) -> None:
+def install_middleware(app: FastAPI, settings: Settings, max_body_bytes: int) -> None:
     """All of the above in the right order (the last added runs first)."""
     app.add_middleware(RateLimitMiddleware, **RateLimitMiddleware.options(settings))
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)

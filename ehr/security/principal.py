@@ -8,7 +8,7 @@ from typing import Any, Mapping
 from ehr.outcome import FHIRError
 from ehr.security.roles import TOKEN_ROLES, Role, role_allows
 from ehr.security.scopes import ScopeSet
-from ehr.security.settings import SecuritySettings
+from ehr.settings import Settings
 from ehr.store.clock import now_us
 
 _REFERENCE = re.compile(r"(?:^|/)([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})/?$")
@@ -92,7 +92,7 @@ def forbidden(diagnostics: str) -> FHIRError:
     return FHIRError.of(403, "forbidden", diagnostics)
 
 
-def _role(claims: Mapping[str, Any], settings: SecuritySettings, fhir_user: str | None) -> Role:
+def _role(claims: Mapping[str, Any], settings: Settings, fhir_user: str | None) -> Role:
     raw = claims.get(settings.role_claim)
     if isinstance(raw, list):
         known = {r for r in raw if r in TOKEN_ROLES}
@@ -115,7 +115,7 @@ def _launch_patient(value: Any) -> str | None:
     return relative_reference(value, frozenset({"Patient"}))
 
 
-def principal_from_claims(claims: Mapping[str, Any], settings: SecuritySettings) -> Principal:
+def principal_from_claims(claims: Mapping[str, Any], settings: Settings) -> Principal:
     """A Principal from verified claims; 403 when they do not say who may do what."""
     fhir_user = relative_reference(claims.get(settings.fhir_user_claim), _USER_TYPES)
     role = _role(claims, settings, fhir_user)

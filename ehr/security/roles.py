@@ -77,6 +77,10 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "ExplanationOfBenefit": "rs",
         "PaymentReconciliation": "",
         "PaymentNotice": "",
+        # Consents speak for the patient and guardianship opens a record to another person:
+        # patients (and counter agents acting for them) record those, doctors read them.
+        "Consent": "rs",
+        "RelatedPerson": "rs",
     },
     Role.PHARMACIST: {
         "@reference": "rs",
@@ -100,7 +104,9 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "CoverageEligibilityResponse": "",
     },
     Role.ADMIN: {"@reference": "cruds"},
-    Role.UNRESTRICTED: {"@clinical": "cruds", "@reference": "cruds", "AuditEvent": "rs"},
+    # AuditEvents written through the API are imported records; the server's own trail is
+    # served from the append-only audit log and cannot be written at all.
+    Role.UNRESTRICTED: {"@clinical": "cruds", "@reference": "cruds", "AuditEvent": "cruds"},
 }
 
 

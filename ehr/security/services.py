@@ -14,13 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ehr.outcome import FHIRError
 from ehr.security.audit import append, login_failure_event
+from ehr.security.guard import RequestGuard
+from ehr.security.identity import IdentityDirectory
 from ehr.security.issuer import DevIssuer
 from ehr.security.jwks import KeySet, KeySourceUnavailable, RemoteKeySet
+from ehr.security.policy import AccessPolicy
 from ehr.security.principal import Principal, principal_from_claims
+from ehr.security.request import RequestSecurity
 from ehr.security.revocation import RevokedTokens
-from ehr.security.settings import SecuritySettings, get_security_settings
 from ehr.security.tokens import TokenError, TokenVerifier, bearer_token, unauthorized
-from ehr.settings import get_settings
+from ehr.security.trail import AuditWriter, RequestAudit
+from ehr.settings import Settings, get_settings
+from ehr.store.clock import now_us
 from ehr.store.db import write_transaction
 
 log = logging.getLogger("sijill.security")
@@ -45,7 +50,7 @@ def client_address(request: Request) -> str | None:
 class SecurityServices:
     def __init__(
         self,
-        settings: SecuritySettings,
+        settings: Settings,
         *,
         engine: AsyncEngine | None = None,
         fhir_base_url: str | None = None,
@@ -53,7 +58,7 @@ class SecurityServices:
     ):
         self.settings = settings
         self.engine = engine
-        self.fhir_base_url = (fhir_base_url or get_settings().base_url).rstrip("/")
+        self.fhir_base_url = (fhir_base_url or settings.base_url).rstrip("/")
         self._owns_http = http_client is None
         self.http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0), follow_redirects=False)
         issuers: dict[str, KeySet] = {}
@@ -83,6 +88,8 @@ class SecurityServices:
             leeway_seconds=settings.clock_skew_seconds,
             revocations=self.revocations,
         )
+        self.identities = IdentityDirectory(engine, settings.identity_cache_seconds, settings.care_window_days)
+        self.audit_writer = AuditWriter(engine) if engine is not None else None
 
     async def principal(self, authorization: str | None) -> Principal:
         """The caller, or FHIRError 401 (no/bad token) / 403 (token says no usable role)."""
@@ -115,6 +122,16 @@ class SecurityServices:
             state.auth_failure_audited = True
             await self.record_login_failure(result, client_address(request))
         return result
+
+    async def request_security(self, request: Request, principal: Principal) -> RequestSecurity:
+        """The policy, guard and audit of one request (the identity lookup is cached)."""
+        identity = await self.identities.identity(principal)
+        policy = AccessPolicy(principal, identity, now_us())
+        audit = RequestAudit(
+            self.engine, principal, address=client_address(request), site=self.fhir_base_url, writer=self.audit_writer,
+            glass=identity.glass,
+        )
+        return RequestSecurity(principal, policy, RequestGuard(policy, self.identities), audit)
 
     async def record_login_failure(self, err: FHIRError | TokenError, address: str | None) -> None:
         """Audit a rejected credential (not a missing one: that is no login attempt)."""
@@ -158,9 +175,9 @@ class SecurityServices:
 
 
 def setup_security(
-    app: FastAPI, engine: AsyncEngine | None, settings: SecuritySettings | None = None, **kwargs
+    app: FastAPI, engine: AsyncEngine | None, settings: Settings | None = None, **kwargs
 ) -> SecurityServices:
     """Build the runtime and keep it on ``app.state.security`` (call from the lifespan)."""
-    services = SecurityServices(settings or get_security_settings(), engine=engine, **kwargs)
+    services = SecurityServices(settings or get_settings(), engine=engine, **kwargs)
     app.state.security = services
     return services

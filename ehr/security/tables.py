@@ -1,5 +1,10 @@
 """Security tables, defined on the store's metadata so migrations pick them up.
 
+``break_glass_grant``, ``prescription_presentation`` and ``entered_by`` are the durable facts
+the access policy reads besides the search index: emergency grants, prescriptions presented at a
+pharmacy, and who entered what.  The policy joins them by ``rid`` or
+``patient_id`` inside the same SQL as the rest of its rules.
+
 ``audit_log`` is append-only and hash-chained: row ``seq`` stores ``hash = SHA-256(prev_hash ||
 event)`` where ``event`` is the canonical JSON of the AuditEvent.  ``audit_chain`` holds the
 single chain-head row: appenders lock it (so the chain stays linear) and the retention purge
@@ -46,4 +51,48 @@ audit_chain = Table(
     Column("purging", Boolean, nullable=False, default=False),
 )
 
-SECURITY_TABLES = (revoked_token, audit_log, audit_chain)
+# A doctor's emergency access to one patient, outside any care relationship (time-limited).
+break_glass_grant = Table(
+    "break_glass_grant",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("actor", String(140), nullable=False),  # the doctor's fhirUser, "Practitioner/<id>"
+    Column("subject", String(255), nullable=False),  # token subject, for the audit trail
+    Column("patient_id", String(64), nullable=False),
+    Column("reason", String(1000), nullable=False),
+    Column("granted_at", BigInteger, nullable=False),  # epoch µs
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_break_glass_actor", "actor", "expires_at"),
+)
+
+# A prescription (MedicationRequest) found at a pharmacy by its number: readable there for a while.
+prescription_presentation = Table(
+    "prescription_presentation",
+    metadata,
+    Column("actor", String(140), primary_key=True),  # pharmacy Organization or pharmacist reference
+    Column("rid", BigInteger, primary_key=True),  # the MedicationRequest's resource row
+    Column("presented_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# What each (non in-process) caller wrote: everyone may read what they entered, and that is all a
+# paper-channel agent may read.  One row per (agent, resource), kept when the resource changes.
+entered_by = Table(
+    "entered_by",
+    metadata,
+    Column("agent", String(140), primary_key=True),  # fhirUser, or "sub:<subject>" without one
+    Column("rid", BigInteger, primary_key=True),
+    Column("entered_at", BigInteger, nullable=False),
+)
+
+POLICY_TABLES = (break_glass_grant, prescription_presentation, entered_by)
+SECURITY_TABLES = (revoked_token, audit_log, audit_chain, *POLICY_TABLES)
+
+
+def append_only_ddl(dialect: str) -> list[str]:
+    """The statements a migration runs (in order) to make ``audit_log`` append-only."""
+    from ehr.security.audit_log import APPEND_ONLY_DDL
+
+    if dialect not in APPEND_ONLY_DDL:
+        raise ValueError(f"no append-only DDL for dialect {dialect!r}")
+    return list(APPEND_ONLY_DDL[dialect])

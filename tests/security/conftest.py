@@ -181,3 +181,34 @@ def asgi_client(app, base_url: str = "http://testserver"):
     import httpx
 
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("10.1.2.3", 4242)), base_url=base_url)
+
+
+# --- the real server with tokens: apps, callers and a seeded world -------------------------------------
+from tests.conftest import BASE, TEST_LIMITS, running_app  # noqa: E402
+from tests.security.world import World, seed_world  # noqa: E402
+
+
+@pytest.fixture
+def secure_settings(database_url, tmp_path, rsa_key):
+    """The full server, tokens required, the built-in issuer signing with a session key."""
+    from pydantic import SecretStr
+
+    from ehr.settings import Settings
+
+    return Settings(
+        _env_file=None, database_url=database_url, base_url=BASE, data_dir=tmp_path / "data",
+        auth_required=True, dev_issuer_enabled=True, dev_issuer_private_key=SecretStr(rsa_key.pem),
+        identity_cache_seconds=0, **TEST_LIMITS,
+    )
+
+
+@pytest.fixture
+async def secure_app(secure_settings):
+    async with running_app(secure_settings) as app:
+        yield app
+
+
+@pytest.fixture
+async def world(secure_app) -> World:
+    """The scenario every access test reads: patients, doctors, a pharmacy, two funds..."""
+    return await seed_world(secure_app)

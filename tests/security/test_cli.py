@@ -13,7 +13,7 @@ from ehr.security.cli import audit_app, token_command
 from ehr.security.principal import principal_from_claims
 from ehr.security.roles import Role
 from ehr.security.services import SecurityServices
-from ehr.security.settings import get_security_settings
+from ehr.settings import get_settings
 from ehr.security.tables import SECURITY_TABLES, audit_log
 from ehr.settings import get_settings
 from ehr.store.clock import now_us
@@ -38,10 +38,8 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("SIJILL_BASE_URL", "http://127.0.0.1:8000/fhir")
     monkeypatch.setenv("SIJILL_DEV_ISSUER_ENABLED", "true")
     get_settings.cache_clear()
-    get_security_settings.cache_clear()
     yield f"sqlite+aiosqlite:///{db}"
     get_settings.cache_clear()
-    get_security_settings.cache_clear()
 
 
 def test_token_verifies_on_the_server_side(env, tmp_path):
@@ -52,7 +50,7 @@ def test_token_verifies_on_the_server_side(env, tmp_path):
     assert (tmp_path / "data" / "dev-issuer-key.pem").exists()  # the server will load the same key
 
     async def check():
-        services = SecurityServices(get_security_settings())
+        services = SecurityServices(get_settings())
         try:
             return await services.principal(f"Bearer {token}")
         finally:
@@ -66,7 +64,7 @@ def test_token_verifies_on_the_server_side(env, tmp_path):
 def test_token_errors(env, monkeypatch):
     assert runner.invoke(cli(), ["token", "--user", "nobody"]).exit_code == 2
     monkeypatch.setenv("SIJILL_DEV_ISSUER_ENABLED", "false")
-    get_security_settings.cache_clear()
+    get_settings.cache_clear()
     result = runner.invoke(cli(), ["token", "--user", "doctor"])
     assert result.exit_code == 2 and "disabled" in result.output
 
@@ -108,4 +106,4 @@ def test_claims_of_cli_token_match_demo_user(env):
 
     claims = jwt.get_unverified_claims(token)
     assert claims["fhirUser"] == "http://127.0.0.1:8000/fhir/Patient/demo-patient" and claims["patient"] == "demo-patient"
-    assert principal_from_claims(claims, get_security_settings()).role is Role.PATIENT
+    assert principal_from_claims(claims, get_settings()).role is Role.PATIENT

@@ -14,7 +14,7 @@ from ehr.security.demo import demo_directory, demo_resources
 from ehr.security.issuer import DEMO_USER_GRANT, DevIssuer, OAuthError, load_or_create_key
 from ehr.security.principal import principal_from_claims
 from ehr.security.roles import Role
-from ehr.security.settings import SecuritySettings
+from ehr.settings import Settings
 from ehr.security.tables import audit_log
 from ehr.security.tokens import TokenVerifier
 
@@ -24,8 +24,8 @@ DEV_ISSUER = "http://testserver"
 SECRETS = {"cnss-gateway": "s3cret-cnss", "pharmacy-software": "s3cret-pharm"}
 
 
-def dev_settings(tmp_path, pem: str | None = None, **extra) -> SecuritySettings:
-    return SecuritySettings(
+def dev_settings(tmp_path, pem: str | None = None, **extra) -> Settings:
+    return Settings(
         _env_file=None,
         dev_issuer_enabled=True,
         dev_issuer_url=DEV_ISSUER,
@@ -43,7 +43,7 @@ def make_issuer(pem: str) -> DevIssuer:
 
 async def verify(issuer: DevIssuer, token: str):
     claims = await TokenVerifier({issuer.issuer_url: issuer.key_set}, AUDIENCE).verify(token)
-    return principal_from_claims(claims, SecuritySettings(_env_file=None))
+    return principal_from_claims(claims, Settings(_env_file=None))
 
 
 @pytest.mark.parametrize("username", sorted(demo_directory().users))
@@ -203,7 +203,7 @@ async def test_discovery_documents(tmp_path, ec_key):
 
 
 async def test_issuer_routes_absent_when_disabled(tmp_path):
-    settings = SecuritySettings(_env_file=None, dev_issuer_enabled=False, audience=AUDIENCE)
+    settings = Settings(_env_file=None, dev_issuer_enabled=False, audience=AUDIENCE)
     app = make_app(settings)
     async with asgi_client(app) as http:
         assert (await http.get("/auth/jwks")).status_code == 404
@@ -212,7 +212,7 @@ async def test_issuer_routes_absent_when_disabled(tmp_path):
 
 
 async def test_auth_not_required_means_unrestricted_without_token(tmp_path):
-    app = make_app(SecuritySettings(_env_file=None, auth_required=False, audience=AUDIENCE))
+    app = make_app(Settings(_env_file=None, auth_required=False, audience=AUDIENCE))
     async with asgi_client(app) as http:
         ok = await http.get("/fhir/Observation")
         assert ok.status_code == 200 and ok.json()["role"] == "unrestricted"

@@ -18,7 +18,7 @@ from ehr.security.middleware import (
     add_cors,
     install_middleware,
 )
-from ehr.security.settings import SecuritySettings
+from ehr.settings import Settings
 
 from .conftest import AUDIENCE, asgi_client, make_app
 
@@ -51,7 +51,7 @@ async def test_security_headers():
 
 async def test_cors_allow_list():
     app = plain_app()
-    add_cors(app, SecuritySettings(_env_file=None, cors_origins=["https://portal.sijill.ma/"]))
+    add_cors(app, Settings(_env_file=None, cors_origins=["https://portal.sijill.ma/"]))
     async with asgi_client(app) as http:
         pre = await http.options(
             "/fhir/Patient/1",
@@ -68,12 +68,12 @@ async def test_cors_allow_list():
 
 def test_cors_wildcard_refused():
     with pytest.raises(ValueError, match="allow-list"):
-        SecuritySettings(_env_file=None, cors_origins=["*"])
+        Settings(_env_file=None, cors_origins=["*"])
 
 
 def test_rate_limit_setting_validated():
     with pytest.raises(ValueError):
-        SecuritySettings(_env_file=None, rate_limit="lots")
+        Settings(_env_file=None, rate_limit="lots")
 
 
 async def test_body_size_limit_declared_and_streamed():
@@ -93,7 +93,7 @@ async def test_body_size_limit_declared_and_streamed():
 
 
 async def test_rate_limit_per_client(tmp_path, ec_key):
-    settings = SecuritySettings(
+    settings = Settings(
         _env_file=None,
         dev_issuer_enabled=True,
         dev_issuer_url="http://testserver",
@@ -174,7 +174,7 @@ def test_formatter_drops_extras_and_exception_messages():
 
 
 async def test_install_middleware_stack(tmp_path):
-    settings = SecuritySettings(_env_file=None, audience=AUDIENCE, cors_origins=["https://portal.sijill.ma"], rate_limit_anonymous="5/minute")
+    settings = Settings(_env_file=None, audience=AUDIENCE, cors_origins=["https://portal.sijill.ma"], rate_limit_anonymous="5/minute")
     app = make_app(settings)
     install_middleware(app, settings, max_body_bytes=64)
     async with asgi_client(app) as http:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from ehr.outcome import FHIRError
 from ehr.security.jwks import KeySourceUnavailable, RemoteKeySet
 from ehr.security.services import SecurityServices
-from ehr.security.settings import SecuritySettings
+from ehr.settings import Settings
 
 from .conftest import AUDIENCE, asgi_client, claims, make_app
 
@@ -85,8 +85,8 @@ async def http():
         yield client
 
 
-def remote_settings(idp, **extra) -> SecuritySettings:
-    return SecuritySettings(_env_file=None, issuer_url=idp.issuer, audience=AUDIENCE, jwks_refetch_seconds=0.2, **extra)
+def remote_settings(idp, **extra) -> Settings:
+    return Settings(_env_file=None, issuer_url=idp.issuer, audience=AUDIENCE, jwks_refetch_seconds=0.2, **extra)
 
 
 async def test_tokens_verified_with_keys_found_by_discovery(idp, http, rsa_key, ec_key):
@@ -148,7 +148,7 @@ async def test_unreachable_provider(http, rsa_key):
     keys = RemoteKeySet(http, issuer_url=dead)
     with pytest.raises(KeySourceUnavailable):
         await keys.key_for("k", "RS256")
-    services = SecurityServices(SecuritySettings(_env_file=None, issuer_url=dead, audience=AUDIENCE), http_client=http, fhir_base_url=AUDIENCE)
+    services = SecurityServices(Settings(_env_file=None, issuer_url=dead, audience=AUDIENCE), http_client=http, fhir_base_url=AUDIENCE)
     with pytest.raises(FHIRError) as exc:
         await services.principal(f"Bearer {rsa_key.sign(claims(iss=dead))}")
     assert exc.value.status == 503  # our problem, not the client's token

@@ -1,0 +1,116 @@
+"""Write-side enforcement for one request, called by the interactions through ``Context.guard``.
+
+* ``require``: the role ceiling narrowed by the token's scopes, per type and interaction (403:
+  it depends on the type only, so it tells nothing about any resource's existence).
+* ``check_write``: what no caller may write (the audit trail's ids) and, for restricted callers,
+  Consents the policy could not enforce.
+* ``wrote``: records who entered each version (``entered_by``); for a paper-channel agent also a
+  ``Provenance`` saying the record was entered on the patient's behalf.
+* ``outside``: what a patient wrote outside their own and their dependants' records.
+
+Rows a caller may not see are handled by the interactions themselves: they read through the
+policy, so an invisible resource is absent (404, or the no-op of deleting what does not exist).
+"""
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from ehr.outcome import FHIRError
+from ehr.search.indexer import extract
+from ehr.security.consent import check_enforceable
+from ehr.security.policy import AccessPolicy
+from ehr.security.roles import Role
+from ehr.security.tables import entered_by
+from ehr.store import repository
+from ehr.store.clock import now_us, to_instant
+from ehr.store.schema import resource
+
+PARTICIPANT_TYPE = "http://terminology.hl7.org/CodeSystem/provenance-participant-type"
+DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+PAPER_CHANNEL = "https://fhir.sijill.ma/CodeSystem/entry-channel"
+_ACTIVITY = {"POST": "CREATE", "PUT": "UPDATE", "PATCH": "UPDATE", "DELETE": "DELETE"}
+
+
+def reserved_audit_id(res_type: str, res_id: str | None) -> bool:
+    """``AuditEvent/<digits>`` are the server's own trail (served from the audit log)."""
+    return res_type == "AuditEvent" and res_id is not None and res_id.isdigit()
+
+
+class RequestGuard:
+    def __init__(self, policy: AccessPolicy, identities=None):
+        self.policy = policy
+        self.principal = policy.principal
+        self.identities = identities  # IdentityDirectory: its cached sets follow what is written
+
+    @property
+    def restricted(self) -> bool:
+        return not self.policy.unrestricted
+
+    def require(self, res_type: str, interaction: str) -> None:
+        if self.restricted:
+            self.principal.require(res_type, interaction)
+
+    def check_write(self, res_type: str, res_id: str | None, res: dict | None) -> None:
+        if reserved_audit_id(res_type, res_id):
+            raise FHIRError.of(
+                422, "business-rule", "AuditEvent ids made of digits belong to the server's audit trail", "AuditEvent.id"
+            )
+        if self.restricted and res_type == "Consent" and res is not None:
+            check_enforceable(res)
+
+    async def wrote(self, ctx, stored, res: dict | None, method: str) -> None:
+        if not self.restricted:
+            return
+        if self.identities is not None:
+            self.identities.forget(self.principal)  # a relationship they just recorded counts at once
+            if stored.res_type == "Consent":
+                self.identities.consents_changed()
+        await self._entered(ctx.conn, [stored.rid])
+        if self.principal.role is Role.PAPER_AGENT:
+            await self._provenance(ctx, stored, res, method)
+
+    async def outside(self, ctx, written: list) -> list:
+        """The versions in ``written`` a patient may not write (outside their records)."""
+        live = [s for s in written if not s.deleted]
+        if not live or not self.restricted:
+            return []
+        rule = self.policy.write_clause(resource)
+        if rule is None:
+            return []
+        rids = sorted({s.rid for s in live})
+        inside = set((await ctx.conn.execute(select(resource.c.rid).where(resource.c.rid.in_(rids), rule))).scalars())
+        return [s for s in live if s.rid not in inside]
+
+    async def _entered(self, conn, rids: list[int]) -> None:
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        at = now_us()
+        stmt = dialect_insert(entered_by).on_conflict_do_nothing(index_elements=["agent", "rid"])
+        await conn.execute(stmt, [{"agent": self.policy.agent, "rid": rid, "entered_at": at} for rid in rids])
+
+    async def _provenance(self, ctx, stored, res: dict | None, method: str) -> None:
+        """Recorded as such: who entered this version at the counter, for which patient."""
+        patients = sorted({row["comp_id"] for row in extract(res).get("compartment", []) if row["comp_type"] == "Patient"}) if res else []
+        agent: dict = {
+            "type": {"coding": [{"system": PARTICIPANT_TYPE, "code": "enterer", "display": "Enterer"}]},
+            "who": {"reference": self.principal.fhir_user} if self.principal.fhir_user else {"display": self.principal.subject},
+        }
+        if patients:
+            agent["onBehalfOf"] = {"reference": f"Patient/{patients[0]}"}
+        provenance = {
+            "resourceType": "Provenance",
+            "target": [{"reference": f"{stored.res_type}/{stored.res_id}/_history/{stored.version_id}"}],
+            "recorded": to_instant(stored.last_updated),
+            "activity": {"coding": [{"system": DATA_OPERATION, "code": _ACTIVITY.get(method, "UPDATE")}]},
+            "reason": [{"coding": [{"system": ACT_REASON, "code": "PATADMIN", "display": "patient administration"}]}],
+            "policy": [f"{PAPER_CHANNEL}#paper"],
+            "agent": [agent],
+        }
+        written = await repository.write(
+            ctx.conn, "Provenance", str(uuid.uuid4()), provenance, method="POST", prior=None, index_later=ctx.pending_index
+        )
+        await self._entered(ctx.conn, [written.rid])
