@@ -81,6 +81,26 @@ class Settings(BaseSettings):
     # --- audit ----------------------------------------------------------------------------
     audit_retention_days: int = Field(default=3650, ge=1)
 
+    # --- care-sheet exchange (claims/) ------------------------------------------------------
+    # Every claim is decided within this many hours of its receipt.
+    claims_deadline_hours: int = Field(default=48, ge=1)
+    # Claims whose deadline is nearer than this are escalated (priority bump + flag).
+    claims_escalate_before_hours: int = Field(default=8, ge=0)
+    # A worker's hold on a job; a crashed worker's jobs are retaken after it expires.
+    claims_lease_seconds: int = Field(default=60, ge=1)
+    claims_batch_size: int = Field(default=50, ge=1)
+    # After this many failed attempts a job is pended for an agent instead of retried.
+    claims_max_attempts: int = Field(default=5, ge=1)
+    claims_idle_sleep_seconds: float = Field(default=0.5, gt=0)
+    claims_rulesets_dir: Path | None = None  # default: the rule sets shipped in claims/rulesets
+    # Notifications: attempts before an outbox entry is given up, and the backoff bounds.
+    claims_notify_max_attempts: int = Field(default=8, ge=1)
+    claims_notify_backoff_seconds: float = Field(default=30.0, gt=0)
+    claims_notify_backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
+    claims_notify_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Business day boundaries (SLA report, daily payments) are Moroccan days.
+    claims_timezone: str = "Africa/Casablanca"
+
     @field_validator("rate_limit", "rate_limit_anonymous")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
