@@ -64,12 +64,12 @@ class RequestGuard:
             check_enforceable(res)
 
     async def wrote(self, ctx, stored, res: dict | None, method: str) -> None:
+        if self.identities is not None:
+            if stored.res_type == "Consent":  # whoever wrote it: every cached consent set is stale
+                self.identities.consents_changed()
+            self.identities.forget(self.principal)  # a relationship they just recorded counts at once
         if not self.restricted:
             return
-        if self.identities is not None:
-            self.identities.forget(self.principal)  # a relationship they just recorded counts at once
-            if stored.res_type == "Consent":
-                self.identities.consents_changed()
         await self._entered(ctx.conn, [stored.rid])
         if self.principal.role is Role.PAPER_AGENT:
             await self._provenance(ctx, stored, res, method)

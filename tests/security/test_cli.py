@@ -13,7 +13,6 @@ from ehr.security.cli import audit_app, token_command
 from ehr.security.principal import principal_from_claims
 from ehr.security.roles import Role
 from ehr.security.services import SecurityServices
-from ehr.settings import get_settings
 from ehr.security.tables import SECURITY_TABLES, audit_log
 from ehr.settings import get_settings
 from ehr.store.clock import now_us

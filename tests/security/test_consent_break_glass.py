@@ -165,3 +165,25 @@ async def test_guardian_sees_a_minor_child_only(world):
         {"request": {"method": "PUT", "url": "Patient/pc"}, "resource": pc}]}, Options(s.base_url, 20, 100, 10, False))
     async with world.client("pa") as amina:
         assert (await amina.get("/Observation/obs-c")).status_code == 404
+
+
+async def test_cached_access_sets_follow_the_writes_of_this_process(secure_settings):
+    """With the per-user cache on, what a user or a patient just wrote counts at once."""
+    from tests.conftest import running_app
+
+    from .world import seed_world
+
+    async with running_app(secure_settings.model_copy(update={"identity_cache_seconds": 300})) as app:
+        world = await seed_world(app)
+        async with world.client("D4") as d4, world.client("pa") as amina, world.client("pb") as brahim:
+            assert (await d4.get("/Patient/pa")).status_code == 404  # cached: no relationship
+            encounter = {"resourceType": "Encounter", "status": "in-progress", "class": {"code": "AMB"},
+                         "subject": {"reference": "Patient/pb"}, "participant": [{"individual": {"reference": "Practitioner/d4"}}]}
+            assert (await d4.post("/Encounter", json=encounter)).status_code == 201
+            assert (await d4.get("/Patient/pb")).status_code == 200  # his own new relationship, at once
+            permit = consent("pa", {"type": "permit", "actor": [actor("Practitioner/d4")]})
+            assert (await amina.post("/Consent", json=permit)).status_code == 201
+            assert (await d4.get("/Patient/pa")).status_code == 200  # her Consent, at once
+            deny = consent("pb", {"type": "deny", "actor": [actor("Practitioner/d4")]})
+            assert (await brahim.post("/Consent", json=deny)).status_code == 201
+            assert (await d4.get("/Patient/pb")).status_code == 404  # his deny, at once
