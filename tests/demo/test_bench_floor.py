@@ -30,6 +30,8 @@ def database():
         with psycopg.connect(pg.maintenance_url(PG_BASE), connect_timeout=3):
             pass
     except psycopg.Error as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
         pytest.skip(f"PostgreSQL not reachable: {exc}")
     pg.recreate_database(DB_URL)
     yield DB_URL
