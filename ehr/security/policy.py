@@ -28,7 +28,7 @@ and everyone may read what they entered and a Binary whose ``securityContext`` t
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Callable
 
 from sqlalchemy import ColumnElement, FromClause
@@ -143,11 +143,11 @@ class AccessPolicy:
     def _universe(self) -> frozenset[str]:
         return get_registry().resource_types
 
-    @property
+    @cached_property
     def _readable(self) -> frozenset[str]:
         return permitted_types(self.role, self.principal.scopes, "r")
 
-    @property
+    @cached_property
     def _clinical(self) -> frozenset[str]:
         return self._readable - REFERENCE_TYPES
 

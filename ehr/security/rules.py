@@ -37,6 +37,7 @@ def _ints(values: Sequence[int]) -> str:
 # --- generic ------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1024)
 def type_in(row: Row, types: frozenset[str], universe: frozenset[str]) -> str:
     """``row.res_type`` in ``types``, written as the shorter of IN and NOT IN."""
     if not types:

@@ -49,10 +49,22 @@ class ValueList(TypeDecorator):
         return list(value) if dialect.name == "postgresql" else orjson.dumps(list(value)).decode()
 
 
+def _array(placeholder: str, integers: bool) -> str:
+    return f"CAST({placeholder} AS {'BIGINT' if integers else 'TEXT'}[])"
+
+
 def list_subquery(placeholder: str, dialect_name: str, integers: bool) -> str:
     if dialect_name == "postgresql":
-        return f"(SELECT unnest(CAST({placeholder} AS {'BIGINT' if integers else 'TEXT'}[])))"
+        return f"(SELECT unnest({_array(placeholder, integers)}))"
     return f"(SELECT value FROM json_each({placeholder}))"
+
+
+def in_list(col: str, placeholder: str, dialect_name: str, integers: bool) -> str:
+    """``col`` among the list: ``= ANY(array)`` on PostgreSQL (a plain filter, nothing to plan),
+    a JSON table on SQLite."""
+    if dialect_name == "postgresql":
+        return f"{col} = ANY({_array(placeholder, integers)})"
+    return f"{col} IN {list_subquery(placeholder, dialect_name, integers)}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class Q:
         self._aliases = 0
         self.binds: dict[str, object] = {}
         self.lists: dict[str, bool] = {}  # list binds -> integers?
+        self.in_cols: dict[str, str] = {}  # list binds written as "<col> IN <list>" -> col
 
     def alias(self, base: str) -> str:
         self._aliases += 1
@@ -99,16 +112,32 @@ class Q:
         values = sorted(set(values))
         if not values:
             return "1 = 0"
-        return f"{col} = {self.bind(values[0])}" if len(values) == 1 else f"{col} IN {self.bind(values)}"
+        if len(values) == 1:
+            return f"{col} = {self.bind(values[0])}"
+        placeholder = self.bind(values)
+        name = placeholder[1:-1]
+        self.in_cols[name] = col
+        return "{in_" + name + "}"
+
+    def _rendered(self, name: str, rendered: str, dialect_name: str) -> dict[str, str]:
+        """Template values of one bind: itself, and its ``col IN list`` form when it has one."""
+        if name not in self.lists:
+            return {name: rendered}
+        integers = self.lists[name]
+        out = {name: list_subquery(rendered, dialect_name, integers)}
+        if name in self.in_cols:
+            out["in_" + name] = in_list(self.in_cols[name], rendered, dialect_name, integers)
+        return out
 
     def fragment(self, row: FromClause, sql: str) -> "Fragment":
-        kinds = tuple(("int" if self.lists[n] else "str") if n in self.lists else "" for n in self.binds)
-        return Fragment(sql, (row.c.rid, row.c.res_id, row.c.res_type), tuple(self.binds.values()), tuple(self.binds), kinds)
+        return Fragment(sql, (row.c.rid, row.c.res_id, row.c.res_type), self)
 
     def statement(self, sql: str, dialect_name: str) -> TextClause:
         """Standalone SQL (no outer row), for queries the policy runs itself."""
-        names = {n: list_subquery(f":{n}", dialect_name, self.lists[n]) if n in self.lists else f":{n}" for n in self.binds}
-        return text(sql.format(**names)).bindparams(*[bindparam(n, b.value, type_=b.type) for n, b in self.binds.items()])
+        values: dict[str, str] = {}
+        for name in self.binds:
+            values.update(self._rendered(name, f":{name}", dialect_name))
+        return text(sql.format(**values)).bindparams(*[bindparam(n, b.value, type_=b.type) for n, b in self.binds.items()])
 
 
 def literal_list(values: Iterable) -> str:
@@ -140,19 +169,22 @@ class Fragment(ColumnElement[bool]):
     inherit_cache = True
     _is_implicitly_boolean = True
     type = BOOLEANTYPE
+    # The text (with its placeholders: which bind is a list, and of what, is written in it) is
+    # the cache key together with the row's columns; the binds carry the values.
     _traverse_internals = [
         ("sql", InternalTraversal.dp_string),
         ("cols", InternalTraversal.dp_clauseelement_tuple),
         ("binds", InternalTraversal.dp_clauseelement_tuple),
-        ("kinds", InternalTraversal.dp_string_list),
     ]
 
-    def __init__(self, sql: str, cols: Sequence, binds: Sequence, names: Sequence[str], kinds: Sequence[str] = ()):
-        self.sql = sql
+    def __init__(self, sql: str, cols: Sequence, q: Q):
+        # the list binds' kinds and columns are part of the text's meaning: put them in the key
+        self.sql = sql + "".join(f"\n-- {n}:{int(q.lists[n])}:{q.in_cols.get(n, '')}" for n in q.lists)
+        self.template = sql
         self.cols = tuple(cols)
-        self.binds = tuple(binds)
-        self.names = tuple(names)
-        self.kinds = tuple(kinds) or ("",) * len(self.binds)  # "int" / "str": a list bind
+        self.binds = tuple(q.binds.values())
+        self.names = tuple(q.binds)
+        self.q = q
 
     @property
     def _from_objects(self):
@@ -162,9 +194,9 @@ class Fragment(ColumnElement[bool]):
 @compiles(Fragment)
 def _compile_fragment(element: Fragment, compiler, **kw) -> str:
     rid, res_id, res_type = (compiler.process(c, **kw) for c in element.cols)
-    dialect = compiler.dialect.name
-    values = {}
-    for name, b, kind in zip(element.names, element.binds, element.kinds):
-        rendered = compiler.process(b, **kw)
-        values[name] = list_subquery(rendered, dialect, kind == "int") if kind else rendered
-    return "(" + element.sql.format(rid=rid, res_id=res_id, res_type=res_type, **values) + ")"
+    row = {"rid": rid, "res_id": res_id, "res_type": res_type}
+    values: dict[str, str] = {}
+    for name, b in zip(element.names, element.binds):
+        for key, sql in element.q._rendered(name, compiler.process(b, **kw), compiler.dialect.name).items():
+            values[key] = sql.format(**row) if "{" in sql else sql  # an "IN" column may be the row's
+    return "(" + element.template.format(**row, **values) + ")"
