@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from fastapi import Request
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
-from sqlalchemy import create_engine as create_sync_engine, text
+from sqlalchemy import text
 
 from ehr.app import create_app
 from ehr.interactions.transaction import Options, transaction
@@ -40,11 +40,8 @@ from ehr.security.demo import DemoUser
 from ehr.security.dependencies import current_principal, security_services
 from ehr.security.principal import Principal
 from ehr.security.roles import Role
-from ehr.security.tables import SECURITY_TABLES, append_only_ddl
 from ehr.settings import Settings
-from ehr.store.db import sync_url
 from ehr.store.migrate import upgrade
-from ehr.store.schema import metadata
 
 BASE = "http://bench/fhir"
 TARGET_LOSS = 0.15
@@ -69,15 +66,7 @@ def _pem() -> str:
 
 
 def _prepare_database(url: str) -> None:
-    upgrade(url)
-    engine = create_sync_engine(sync_url(url))
-    try:  # the security tables a pending migration may not create yet
-        with engine.begin() as conn:
-            metadata.create_all(conn, tables=list(SECURITY_TABLES), checkfirst=True)
-            for ddl in append_only_ddl(conn.dialect.name):
-                conn.execute(text(ddl))
-    finally:
-        engine.dispose()
+    upgrade(url)  # the migrations create the audit log (append-only) and the policy tables
 
 
 def population(patients: int, per_patient: int) -> list[dict]:

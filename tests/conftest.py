@@ -8,8 +8,6 @@ PostgreSQL fails the run instead of skipping.
 ``settings``/``app``/``client`` run the server without tokens (``auth_required=False``: an
 unrestricted in-process caller), which is how the core API specifications exercise it; the
 security specifications (``tests/security``) build authenticated apps from ``secure_settings``.
-The security tables (audit trail, grants...) are created when the migrations do not have them
-yet, with the append-only triggers.
 """
 from __future__ import annotations
 
@@ -23,14 +21,9 @@ import httpx
 import psycopg
 import pytest
 
-from sqlalchemy import create_engine as create_sync_engine, text
-
 from ehr.app import create_app
-from ehr.security.tables import SECURITY_TABLES, append_only_ddl
 from ehr.settings import Settings
-from ehr.store.db import sync_url
 from ehr.store.migrate import upgrade
-from ehr.store.schema import metadata
 
 PG_ADMIN = os.environ.get("SIJILL_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = [b.strip() for b in os.environ.get("SIJILL_TEST_BACKENDS", "sqlite,postgresql").split(",") if b.strip()]
@@ -57,7 +50,6 @@ def pg_database() -> str:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
     upgrade(url.replace("postgresql://", "postgresql+psycopg://"))
-    ensure_security_tables(url.replace("postgresql://", "postgresql+psycopg://"))
     yield url
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -67,20 +59,7 @@ def pg_database() -> str:
 def sqlite_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("sqlite") / "template.db"
     upgrade(f"sqlite+aiosqlite:///{path}")
-    ensure_security_tables(f"sqlite+aiosqlite:///{path}")
     return path
-
-
-def ensure_security_tables(database_url: str) -> None:
-    """The security tables and audit triggers, where the migrations do not create them yet."""
-    engine = create_sync_engine(sync_url(database_url))
-    try:
-        with engine.begin() as conn:
-            metadata.create_all(conn, tables=list(SECURITY_TABLES), checkfirst=True)
-            for ddl in append_only_ddl(conn.dialect.name):
-                conn.execute(text(ddl))
-    finally:
-        engine.dispose()
 
 
 def _truncate(pg_url: str) -> None:
