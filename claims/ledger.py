@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -101,6 +101,27 @@ async def insert_new(conn: AsyncConnection, values: dict) -> int | None:
         .returning(claim_ledger.c.id)
     )
     return (await conn.execute(stmt)).scalar()
+
+
+async def lock_open(conn: AsyncConnection, ids: list[int]) -> list[int]:
+    """Those of ``ids`` still open (queued or in review), locked until the caller's commit."""
+    if not ids:
+        return []
+    stmt = select(claim_ledger.c.id).where(claim_ledger.c.id.in_(ids), claim_ledger.c.status.in_(OPEN_STATUSES))
+    return list((await conn.execute(stmt.with_for_update())).scalars())
+
+
+async def set_decided(conn: AsyncConnection, rows: list[dict]) -> None:
+    """Write decisions on rows ``lock_open`` returned (one executemany; each dict has ``id``)."""
+    if not rows:
+        return
+    columns = [k for k in rows[0] if k != "id"]
+    stmt = (
+        update(claim_ledger)
+        .where(claim_ledger.c.id == bindparam("b_id"))
+        .values({c: bindparam(f"b_{c}") for c in columns})
+    )
+    await conn.execute(stmt, [{f"b_{k}": v for k, v in r.items()} for r in rows])
 
 
 async def transition(conn: AsyncConnection, ledger_id: int, from_statuses: tuple[str, ...], **values) -> bool:

@@ -106,12 +106,20 @@ class Subscriptions:
         self._subs = [s for (content,) in rows if content and (s := _from_resource(orjson.loads(content)))]
         self._stamp = stamp
 
+    @property
+    def active(self) -> bool:
+        return bool(self._subs)
+
     async def enqueue(self, conn: AsyncConnection, response: dict, now: int) -> int:
+        return await self.enqueue_many(conn, [response], now)
+
+    async def enqueue_many(self, conn: AsyncConnection, responses: list[dict], now: int) -> int:
+        """One outbox row per (decision, matching subscription), in one statement."""
         rows = [
             dict(subscription_id=s.id, endpoint=s.endpoint, headers=orjson.dumps(list(s.headers)),
                  content_type=s.payload, focus=f"ClaimResponse/{response['id']}", status="pending", attempts=0,
                  next_attempt_at=now, created_at=now)
-            for s in self._subs if s.matches(response)
+            for response in responses for s in self._subs if s.matches(response)
         ]
         if rows:
             await conn.execute(claim_outbox.insert(), rows)

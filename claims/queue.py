@@ -32,11 +32,16 @@ class Job:
 
 
 async def enqueue(conn: AsyncConnection, ledger_id: int, due_at: int, now: int, kind: str = ADJUDICATE) -> None:
-    await conn.execute(
-        claim_job.insert().values(
-            kind=kind, ledger_id=ledger_id, run_after=now, priority=due_at, attempts=0, created_at=now
-        )
-    )
+    await enqueue_many(conn, [(ledger_id, due_at)], now, kind)
+
+
+async def enqueue_many(conn: AsyncConnection, claims: list[tuple[int, int]], now: int, kind: str = ADJUDICATE) -> None:
+    """One job per (ledger id, deadline); the deadline is the job's priority."""
+    if claims:
+        await conn.execute(claim_job.insert(), [
+            dict(kind=kind, ledger_id=ledger_id, run_after=now, priority=due_at, attempts=0, created_at=now)
+            for ledger_id, due_at in claims
+        ])
 
 
 def _available(now: int):

@@ -21,10 +21,10 @@ from claims.money import cents
 from claims.notify import Subscriptions
 from claims.responses import decided_response, explanation_of_benefit, queued_response
 from claims.tables import claim_decision_line, claim_review_task
-from ehr.interactions.context import Context, store
+from ehr.interactions.context import Context, store, store_many
 from ehr.interactions.preconditions import new_id
 from ehr.store import repository
-from ehr.store.repository import Stored
+from ehr.store.repository import NewVersion, Stored
 
 SYSTEM = "system"
 
@@ -46,6 +46,18 @@ def preauth_number(row: LedgerRow) -> str:
     return f"PA-{row.fund_code}-{row.id:08d}"
 
 
+@dataclass
+class ToRecord:
+    """One decision to write: the claim's ledger row, its Claim, the decision and its context."""
+
+    row: LedgerRow
+    claim: dict
+    decision: Decision
+    prior_response: Stored | None
+    notes: dict[int, str] = field(default_factory=dict)
+    complementary: list[CoverageFacts] = field(default_factory=list)
+
+
 async def record_decision(
     ctx: Context,
     row: LedgerRow,
@@ -60,66 +72,101 @@ async def record_decision(
     complementary: list[CoverageFacts] = (),
     deadline_hours: int = 48,
 ) -> bool:
-    eob_id = new_id()
-    preauth = preauth_number(row) if decision.preauth_period else None
-    moved = await ledger.transition(
-        ctx.conn, row.id, ledger.OPEN_STATUSES,
-        status=ledger.DECIDED, decided_at=now, decided_by=decided_by, outcome=decision.outcome,
-        benefit_cents=cents(decision.benefit), patient_share_cents=cents(decision.patient_share),
-        payee=decision.payee, ruleset_version=decision.ruleset_version, eob_id=eob_id, preauth_ref=preauth,
-        preauth_from=decision.preauth_period[0].isoformat() if preauth else None,
-        preauth_until=decision.preauth_period[1].isoformat() if preauth else None,
-    )
-    if not moved:
-        return False
-    notes = notes or {}
-    await ctx.conn.execute(
-        claim_decision_line.insert(),
-        [
-            dict(
-                ledger_id=row.id, sequence=ln.sequence, patient_id=row.patient_id, provider_inpe=row.provider_inpe,
-                fund_code=row.fund_code, code_system=ln.system, code=ln.code, service_date=ln.service_date.isoformat(),
-                quantity=float(ln.quantity), submitted_cents=cents(ln.submitted), eligible_cents=cents(ln.eligible),
-                benefit_cents=cents(ln.benefit), patient_share_cents=cents(ln.patient_share),
-                rate_permille=int(ln.rate * 1000), reasons=" ".join(ln.reasons) or None, decided_by=decided_by,
-                note=notes.get(ln.sequence),
-            )
-            for ln in decision.lines
-        ],
-    )
-    answer = decided_response(claim, row, decision, now, decided_by, preauth)
-    stored = await store(ctx, "ClaimResponse", row.response_id, answer, method="PUT", prior=prior_response)
-    await store(ctx, "ExplanationOfBenefit", eob_id, explanation_of_benefit(claim, row, decision, now, row.response_id),
-                method="POST", prior=None)
+    item = ToRecord(row, claim, decision, prior_response, notes or {}, list(complementary))
+    done = await record_decisions(ctx, [item], now=now, subscriptions=subscriptions, decided_by=decided_by,
+                                  deadline_hours=deadline_hours)
+    return bool(done)
+
+
+async def record_decisions(
+    ctx: Context,
+    items: list[ToRecord],
+    *,
+    now: int,
+    subscriptions: Subscriptions,
+    decided_by: str = SYSTEM,
+    deadline_hours: int = 48,
+) -> list[int]:
+    """Write a batch of decisions in a fixed number of statements; returns the ledger ids decided.
+
+    A claim no longer open (decided meanwhile by an agent or another worker) is left alone.
+    """
+    movable = set(await ledger.lock_open(ctx.conn, [it.row.id for it in items]))
+    items = [it for it in items if it.row.id in movable]
+    if not items:
+        return []
+    eob_ids = [new_id() for _ in items]
+    await ledger.set_decided(ctx.conn, [
+        dict(
+            id=it.row.id, status=ledger.DECIDED, decided_at=now, decided_by=decided_by, outcome=it.decision.outcome,
+            benefit_cents=cents(it.decision.benefit), patient_share_cents=cents(it.decision.patient_share),
+            payee=it.decision.payee, ruleset_version=it.decision.ruleset_version, eob_id=eob_id,
+            preauth_ref=preauth_number(it.row) if it.decision.preauth_period else None,
+            preauth_from=it.decision.preauth_period[0].isoformat() if it.decision.preauth_period else None,
+            preauth_until=it.decision.preauth_period[1].isoformat() if it.decision.preauth_period else None,
+        )
+        for it, eob_id in zip(items, eob_ids)
+    ])
+    lines = [
+        dict(
+            ledger_id=it.row.id, sequence=ln.sequence, patient_id=it.row.patient_id, provider_inpe=it.row.provider_inpe,
+            fund_code=it.row.fund_code, code_system=ln.system, code=ln.code, service_date=ln.service_date.isoformat(),
+            quantity=float(ln.quantity), submitted_cents=cents(ln.submitted), eligible_cents=cents(ln.eligible),
+            benefit_cents=cents(ln.benefit), patient_share_cents=cents(ln.patient_share),
+            rate_permille=int(ln.rate * 1000), reasons=" ".join(ln.reasons) or None, decided_by=decided_by,
+            note=it.notes.get(ln.sequence),
+        )
+        for it in items for ln in it.decision.lines
+    ]
+    if lines:
+        await ctx.conn.execute(claim_decision_line.insert(), lines)
+    versions = []
+    for it, eob_id in zip(items, eob_ids):
+        preauth = preauth_number(it.row) if it.decision.preauth_period else None
+        answer = decided_response(it.claim, it.row, it.decision, now, decided_by, preauth)
+        eob = explanation_of_benefit(it.claim, it.row, it.decision, now, it.row.response_id)
+        versions.append(NewVersion("ClaimResponse", it.row.response_id, answer, "PUT", it.prior_response))
+        versions.append(NewVersion("ExplanationOfBenefit", eob_id, eob, "POST", None))
+    written = await store_many(ctx, versions)
     await ctx.conn.execute(
         update(claim_review_task)
-        .where(claim_review_task.c.ledger_id == row.id, claim_review_task.c.status != "closed")
+        .where(claim_review_task.c.ledger_id.in_([it.row.id for it in items]), claim_review_task.c.status != "closed")
         .values(status="closed", closed_at=now, closed_by=decided_by)
     )
-    await subscriptions.enqueue(ctx.conn, orjson.loads(stored.content), now)
-    if row.payer_rank == 1 and row.use == "claim" and decision.patient_share > 0:
-        for rank, cov in enumerate(complementary[:1], start=2):
-            await _open_complementary(ctx, row, claim, cov, rank, now, deadline_hours)
-    return True
+    if subscriptions.active:
+        await subscriptions.enqueue_many(ctx.conn, [orjson.loads(w.content) for w in written[::2]], now)
+    await _open_complementary(ctx, [
+        (it.row, it.claim, cov, rank)
+        for it in items if it.row.payer_rank == 1 and it.row.use == "claim" and it.decision.patient_share > 0
+        for rank, cov in enumerate(it.complementary[:1], start=2)
+    ], now, deadline_hours)
+    return [it.row.id for it in items]
 
 
-async def _open_complementary(ctx: Context, row: LedgerRow, claim: dict, cov: CoverageFacts, rank: int, now: int, hours: int) -> None:
-    """The complementary insurer's claim: same sheet, its own ledger row, clock and answer."""
-    response_id = new_id()
-    values = dict(
-        provider_inpe=row.provider_inpe, claim_identifier=row.claim_identifier, payer_rank=rank, claim_id=row.claim_id,
-        response_id=response_id, patient_id=row.patient_id, provider_ref=row.provider_ref, fund_ref=cov.fund_ref,
-        fund_code=cov.fund_code, coverage_id=cov.id, use=row.use, care_setting=row.care_setting,
-        service_date=row.service_date, fingerprint=row.fingerprint, parent_id=row.id, received_at=now,
-        due_at=deadline(now, hours), status=ledger.QUEUED, submitted_cents=row.submitted_cents,
-    )
-    ledger_id = await ledger.insert_new(ctx.conn, values)
-    if ledger_id is None:
+async def _open_complementary(ctx: Context, follow_ups: list[tuple[LedgerRow, dict, CoverageFacts, int]], now: int,
+                              hours: int) -> None:
+    """The complementary insurers' claims: same sheet, each its own ledger row, clock and answer."""
+    if not follow_ups:
         return
-    new_row = (await ledger.by_ids(ctx.conn, [ledger_id]))[ledger_id]
+    claims_by_ledger: dict[int, dict] = {}
+    for row, claim, cov, rank in follow_ups:
+        values = dict(
+            provider_inpe=row.provider_inpe, claim_identifier=row.claim_identifier, payer_rank=rank, claim_id=row.claim_id,
+            response_id=new_id(), patient_id=row.patient_id, provider_ref=row.provider_ref, fund_ref=cov.fund_ref,
+            fund_code=cov.fund_code, coverage_id=cov.id, use=row.use, care_setting=row.care_setting,
+            service_date=row.service_date, fingerprint=row.fingerprint, parent_id=row.id, received_at=now,
+            due_at=deadline(now, hours), status=ledger.QUEUED, submitted_cents=row.submitted_cents,
+        )
+        ledger_id = await ledger.insert_new(ctx.conn, values)
+        if ledger_id is not None:
+            claims_by_ledger[ledger_id] = claim
+    rows = await ledger.by_ids(ctx.conn, list(claims_by_ledger))
     note = "Part complémentaire : décision après celle de l'organisme AMO"
-    await store(ctx, "ClaimResponse", response_id, queued_response(claim, new_row, now, note), method="POST", prior=None)
-    await queue.enqueue(ctx.conn, ledger_id, new_row.due_at, now)
+    await store_many(ctx, [
+        NewVersion("ClaimResponse", row.response_id, queued_response(claims_by_ledger[lid], row, now, note), "POST", None)
+        for lid, row in rows.items()
+    ])
+    await queue.enqueue_many(ctx.conn, [(lid, row.due_at) for lid, row in rows.items()], now)
 
 
 def proposal_json(decision: Decision) -> bytes:

@@ -43,7 +43,7 @@ from claims.lookups import resources_by_id
 from claims.money import from_cents
 from claims.notify import Subscriptions, deliver_due
 from claims.ports import reference_for
-from claims.recording import current_responses, record_decision, record_pend
+from claims.recording import ToRecord, current_responses, record_decisions, record_pend
 from claims.review import resume_expired_pauses
 from claims.settings import ClaimsSettings, get_claims_settings
 from claims.tables import claim_decision_line, claim_ledger, claim_review_task
@@ -114,15 +114,19 @@ class Worker:
     async def _lock_patients(self, conn: AsyncConnection, rows) -> None:
         if conn.dialect.name != "postgresql":
             return  # SQLite: this transaction already holds the database's write lock
-        for pid in sorted({r.patient_id for r in rows}):
-            key = int.from_bytes(hashlib.blake2b(f"claims:patient:{pid}".encode(), digest_size=8).digest(), "big", signed=True)
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        keys = sorted(
+            int.from_bytes(hashlib.blake2b(f"claims:patient:{pid}".encode(), digest_size=8).digest(), "big", signed=True)
+            for pid in {r.patient_id for r in rows}
+        )
+        # One statement, locks taken in sorted order (unnest keeps the array's order): no deadlock.
+        await conn.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS t(k)"), {"keys": keys})
 
     async def _decide_primary(self, ctx: Context, rows: list[LedgerRow], claims, priors, now: int) -> None:
         if not rows:
             return
         tz = self.settings.timezone
         facts = await load_facts(ctx.conn, rows, await reference_for(ctx.conn), self.rulesets, tz)
+        decided: list[ToRecord] = []
         for row in sorted(rows, key=lambda r: (r.due_at, r.id)):
             f = facts[row.id]
             rules = self.rulesets.version(row.fund_code, f.sheet.service_date)
@@ -134,17 +138,15 @@ class Worker:
             if decision.pend is not None:
                 await record_pend(ctx, row, claim, decision, now=now, prior_response=priors.get(row.response_id))
                 continue
-            await record_decision(
-                ctx, row, claim, decision, now=now, prior_response=priors.get(row.response_id),
-                subscriptions=self.subscriptions, complementary=f.complementary,
-                deadline_hours=self.settings.deadline_hours,
-            )
+            decided.append(ToRecord(row, claim, decision, priors.get(row.response_id), complementary=f.complementary))
             if row.use != "claim":
                 continue
             # Later claims of the batch see this one's lines (duplicates, limits, ceilings).
             for other in facts.values():
                 if other.sheet.patient_id == row.patient_id and other.ledger_id != row.id:
                     other.prior_lines.extend(_as_prior(row, decision))
+        await record_decisions(ctx, decided, now=now, subscriptions=self.subscriptions,
+                               deadline_hours=self.settings.deadline_hours)
 
     async def _decide_complementary(self, ctx: Context, rows: list[LedgerRow], claims, priors, now: int) -> None:
         if not rows:
@@ -163,6 +165,7 @@ class Worker:
             ))
         covs = await resources_by_id(ctx.conn, [("Coverage", r.coverage_id) for r in rows])
         orgs = await resources_by_id(ctx.conn, payor_refs(covs.values()))
+        decided: list[ToRecord] = []
         for row in rows:
             on = date.fromisoformat(row.service_date)
             rules = self.rulesets.version(row.fund_code, on)
@@ -173,8 +176,8 @@ class Worker:
                 decision = _no_rules(lines.get(row.parent_id, []), row)
             else:
                 decision = adjudicate_complementary(lines.get(row.parent_id, []), rules, covered)
-            await record_decision(ctx, row, claims[("Claim", row.claim_id)], decision, now=now,
-                                  prior_response=priors.get(row.response_id), subscriptions=self.subscriptions)
+            decided.append(ToRecord(row, claims[("Claim", row.claim_id)], decision, priors.get(row.response_id)))
+        await record_decisions(ctx, decided, now=now, subscriptions=self.subscriptions)
 
     async def _failed(self, job: queue.Job, exc: Exception) -> None:
         error = "".join(traceback.format_exception_only(type(exc), exc)).strip()

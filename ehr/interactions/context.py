@@ -114,3 +114,19 @@ async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: 
     )
     await ctx.wrote(stored, res, method)
     return stored
+
+
+async def store_many(ctx: Context, items: list) -> list[Stored]:
+    """``store`` for many versions (``repository.NewVersion``) in a fixed number of statements."""
+    from ehr.hooks import validate_write
+    from ehr.store import repository
+
+    for item in items:
+        await validate_write(ctx, item.res)
+    pending = ctx.pending_index if ctx.pending_index is not None else []
+    written = await repository.write_many(ctx.conn, items, index_later=pending)
+    if ctx.pending_index is None:
+        await repository.flush_index(ctx.conn, pending)
+    for item, stored in zip(items, written):
+        await ctx.wrote(stored, item.res, item.method)
+    return written
