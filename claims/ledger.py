@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claims.tables import claim_ledger
 
 QUEUED, IN_REVIEW, DECIDED, PAID = "queued", "in-review", "decided", "paid"
+SUPERSEDED = "superseded"  # replaced by a correction (claims.corrections): never decided or paid again
 OPEN_STATUSES = (QUEUED, IN_REVIEW)
+SETTLED_STATUSES = (DECIDED, PAID)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class LedgerRow:
     preauth_ref: str | None
     preauth_from: str | None
     preauth_until: str | None
+    corrects_id: int | None  # the row this correction replaces
 
 
 _COLUMNS = [claim_ledger.c[f.name] for f in fields(LedgerRow)]
@@ -71,20 +74,66 @@ async def by_key(conn: AsyncConnection, provider_inpe: str, identifier: str, ran
     return _row(row) if row else None
 
 
-async def by_ids(conn: AsyncConnection, ids: list[int]) -> dict[int, LedgerRow]:
+async def by_ids(conn: AsyncConnection, ids: list[int], *, for_update: bool = False) -> dict[int, LedgerRow]:
     if not ids:
         return {}
-    rows = await conn.execute(select(*_COLUMNS).where(claim_ledger.c.id.in_(ids)))
+    stmt = select(*_COLUMNS).where(claim_ledger.c.id.in_(ids))
+    rows = await conn.execute(stmt.with_for_update() if for_update else stmt)
     return {r.id: r for r in map(_row, rows)}
 
 
-async def by_claim(conn: AsyncConnection, claim_id: str, rank: int = 1) -> LedgerRow | None:
-    row = (
-        await conn.execute(
-            select(*_COLUMNS).where(claim_ledger.c.claim_id == claim_id, claim_ledger.c.payer_rank == rank)
-        )
-    ).first()
+async def corrections_of(conn: AsyncConnection, ids: list[int]) -> dict[int, LedgerRow]:
+    """The correction received for each of ``ids`` (rows that some correction replaces)."""
+    if not ids:
+        return {}
+    rows = await conn.execute(select(*_COLUMNS).where(claim_ledger.c.corrects_id.in_(ids)))
+    return {r.corrects_id: r for r in map(_row, rows)}
+
+
+async def complementary_of(conn: AsyncConnection, ids: list[int]) -> list[LedgerRow]:
+    """The complementary insurers' rows (rank > 1) following these primary rows."""
+    if not ids:
+        return []
+    rows = await conn.execute(select(*_COLUMNS).where(claim_ledger.c.parent_id.in_(ids)).order_by(claim_ledger.c.id))
+    return list(map(_row, rows))
+
+
+async def by_claim(conn: AsyncConnection, claim_id: str, rank: int = 1, *, for_update: bool = False) -> LedgerRow | None:
+    """``for_update``: locked until the caller's commit (PostgreSQL; SQLite writers are serialised)."""
+    stmt = select(*_COLUMNS).where(claim_ledger.c.claim_id == claim_id, claim_ledger.c.payer_rank == rank)
+    row = (await conn.execute(stmt.with_for_update() if for_update else stmt)).first()
     return _row(row) if row else None
+
+
+async def by_keys(conn: AsyncConnection, keys: list[tuple[str, str]], rank: int = 1) -> dict[tuple[str, str], LedgerRow]:
+    """Rows by idempotency key (provider INPE, sheet number), in one query."""
+    if not keys:
+        return {}
+    inpes = sorted({k[0] for k in keys})
+    stmt = select(*_COLUMNS).where(
+        claim_ledger.c.provider_inpe.in_(inpes),
+        claim_ledger.c.claim_identifier.in_(sorted({k[1] for k in keys})),
+        claim_ledger.c.payer_rank == rank,
+    )
+    wanted = set(keys)
+    rows = map(_row, await conn.execute(stmt))
+    return {(r.provider_inpe, r.claim_identifier): r for r in rows if (r.provider_inpe, r.claim_identifier) in wanted}
+
+
+async def insert_many(conn: AsyncConnection, values: list[dict]) -> dict[tuple[str, str], int]:
+    """Insert rows of one payer rank; returns the ids of those inserted by key (provider, sheet
+    number).  A key that already exists (a concurrent submission won) is left out.
+    """
+    if not values:
+        return {}
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = (
+        dialect_insert(claim_ledger)
+        .values(values)
+        .on_conflict_do_nothing(index_elements=["provider_inpe", "claim_identifier", "payer_rank"])
+        .returning(claim_ledger.c.id, claim_ledger.c.provider_inpe, claim_ledger.c.claim_identifier)
+    )
+    return {(inpe, ident): lid for lid, inpe, ident in await conn.execute(stmt)}
 
 
 async def insert_new(conn: AsyncConnection, values: dict) -> int | None:

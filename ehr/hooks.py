@@ -11,17 +11,30 @@ from __future__ import annotations
 from typing import Awaitable, Callable
 
 from ehr.interactions.context import Context, Result
+from ehr.outcome import FHIRError
 
 SubmissionHandler = Callable[[Context, dict], Awaitable[Result]]
+# Many submissions at once, one answer each (a Result or the FHIRError refusing that one).
+BulkSubmissionHandler = Callable[[Context, list[tuple[dict, str | None]]], Awaitable[list[Result | FHIRError]]]
 WriteValidator = Callable[[Context, dict], Awaitable[None]]
 
 submission_handlers: dict[str, SubmissionHandler] = {}
+bulk_submission_handlers: dict[str, BulkSubmissionHandler] = {}
 write_validators: list[WriteValidator] = []
 
 
 def submission(res_type: str) -> Callable[[SubmissionHandler], SubmissionHandler]:
     def register(handler: SubmissionHandler) -> SubmissionHandler:
         submission_handlers[res_type] = handler
+        return handler
+
+    return register
+
+
+def bulk_submission(res_type: str) -> Callable[[BulkSubmissionHandler], BulkSubmissionHandler]:
+    """The handler a batch Bundle's POST entries of ``res_type`` go to together, in one transaction."""
+    def register(handler: BulkSubmissionHandler) -> BulkSubmissionHandler:
+        bulk_submission_handlers[res_type] = handler
         return handler
 
     return register

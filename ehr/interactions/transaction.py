@@ -9,6 +9,7 @@ its own transaction and reports each entry's outcome.
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from ehr.search.engine import search
 from ehr.store.clock import to_instant
 from ehr.store.db import write_transaction
 
+log = logging.getLogger("sijill.bundle")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 _REASON = {200: "OK", 201: "Created", 204: "No Content", 304: "Not Modified"}
 
@@ -304,6 +306,13 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
     for e in entries:
         try:
             _validate(e)
+        except FHIRError as err:
+            e.error = err
+    handled = await _bulk_submissions(engine, entries, opts)
+    for e in entries:
+        if e.error is not None or id(e) in handled:
+            continue
+        try:
             async with write_transaction(engine) as conn:
                 e.result = await _run(Context(conn, opts.base_url, opts.access, guard=opts.guard), e, opts)
                 if opts.audit is not None:
@@ -313,3 +322,51 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
     if opts.audit is not None:
         await opts.audit.failed([e for e in entries if e.error is not None])
     return bundle.bundle("batch-response", (_response_entry(e, opts) for e in entries))
+
+
+async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Options) -> set[int]:
+    """Plain POSTs of a type with a bulk submission handler (care sheets) go through it together,
+    in one transaction, each entry still getting its own answer.  If that transaction fails as a
+    whole (a concurrent write, a write rule), nothing of it stays and the entries run one by one.
+    Returns the entries answered here (by ``id``)."""
+    from ehr.hooks import bulk_submission_handlers
+
+    groups: dict[str, list[Entry]] = {}
+    for e in entries:
+        t = e.target
+        if (e.error is None and e.method == "POST" and t.res_id is None and not t.query and not e.if_none_exist
+                and t.res_type in bulk_submission_handlers):
+            groups.setdefault(t.res_type, []).append(e)
+    handled: set[int] = set()
+    for res_type, group in groups.items():
+        if len(group) < 2:
+            continue
+        try:
+            async with write_transaction(engine) as conn:
+                ctx = Context(conn, opts.base_url, opts.access, pending_index=[], guard=opts.guard)
+                allowed = []
+                for e in group:
+                    try:
+                        ctx.require(res_type, "c")
+                        ctx.check_write(res_type, None, e.resource)
+                        allowed.append(e)
+                    except FHIRError as err:
+                        e.error = err
+                answers = await bulk_submission_handlers[res_type](ctx, [(e.resource, None) for e in allowed])
+                for e, answer in zip(allowed, answers):
+                    if isinstance(answer, FHIRError):
+                        e.error = answer
+                    else:
+                        e.result = answer
+                await ctx.flush()
+                await ctx.check_written(ctx.written)
+                if opts.audit is not None:
+                    await opts.audit.entries(conn, [e for e in group if e.result is not None])
+        except FHIRError as err:
+            log.info("%d %s entries of a batch could not be written together (%s): one by one", len(group), res_type,
+                     err.issues[0].diagnostics if err.issues else err.status)
+            for e in group:
+                e.result = e.error = None
+            continue
+        handled.update(id(e) for e in group)
+    return handled
