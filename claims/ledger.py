@@ -51,7 +51,7 @@ class LedgerRow:
     preauth_ref: str | None
     preauth_from: str | None
     preauth_until: str | None
-    corrects_id: int | None  # the row this correction replaces
+    corrects_id: int | None = None  # the row this correction replaces
 
 
 _COLUMNS = [claim_ledger.c[f.name] for f in fields(LedgerRow)]
@@ -129,11 +129,10 @@ async def insert_many(conn: AsyncConnection, values: list[dict]) -> dict[tuple[s
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     stmt = (
         dialect_insert(claim_ledger)
-        .values(values)
         .on_conflict_do_nothing(index_elements=["provider_inpe", "claim_identifier", "payer_rank"])
         .returning(claim_ledger.c.id, claim_ledger.c.provider_inpe, claim_ledger.c.claim_identifier)
     )
-    return {(inpe, ident): lid for lid, inpe, ident in await conn.execute(stmt)}
+    return {(inpe, ident): lid for lid, inpe, ident in await conn.execute(stmt, values)}
 
 
 async def insert_new(conn: AsyncConnection, values: dict) -> int | None:

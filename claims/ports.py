@@ -166,17 +166,27 @@ def file_reference(directory: Path = SAMPLE_DIR) -> Reference:
 # --- the loaded tables ------------------------------------------------------------------------
 
 
+async def _by_version(conn, kind: str, wanted) -> dict[int, list[tuple[str, date]]]:
+    """(code, date of care) pairs grouped by the table version in force on their date."""
+    from profiles.reference.pricing import versions_on
+
+    wanted = set(wanted)
+    versions = await versions_on(conn, kind, {on for _, on in wanted})
+    out: dict[int, list[tuple[str, date]]] = defaultdict(list)
+    for code, on in wanted:
+        if on in versions:
+            out[versions[on]].append((code, on))
+    return out
+
+
 class TablesTariffs:
     async def tariffs(self, conn, fund, wanted):
         from profiles.reference.pricing import tariffs_for
 
-        by_date: dict[date, set[str]] = defaultdict(set)
-        for code, on in wanted:
-            by_date[on].add(code)
         out = {}
-        for on, codes in by_date.items():  # one query per date of care in the batch
-            for code, tariff in (await tariffs_for(conn, codes, fund.upper(), on)).items():
-                out[(code, on)] = tariff.amount
+        for version_id, pairs in (await _by_version(conn, "tariffs", wanted)).items():  # one query per version
+            found = await tariffs_for(conn, {code for code, _ in pairs}, fund.upper(), version_id=version_id)
+            out.update({(code, on): found[code].amount for code, on in pairs if code in found})
         return out
 
 
@@ -184,14 +194,13 @@ class TablesMedicines:
     async def bases(self, conn, wanted):
         from profiles.reference.pricing import medicines_for
 
-        by_date: dict[date, set[str]] = defaultdict(set)
-        for code, on in wanted:
-            by_date[on].add(code)
         out = {}
-        for on, codes in by_date.items():
-            for code, med in (await medicines_for(conn, codes, on)).items():
-                if med.reimbursable and med.reimbursement_base is not None:
-                    out[(code, on)] = med.reimbursement_base
+        for version_id, pairs in (await _by_version(conn, "medicines", wanted)).items():
+            found = await medicines_for(conn, {code for code, _ in pairs}, version_id=version_id)
+            out.update({
+                (code, on): med.reimbursement_base for code, on in pairs
+                if (med := found.get(code)) and med.reimbursable and med.reimbursement_base is not None
+            })
         return out
 
     async def packs_for_atc(self, conn, atc_codes, on):

@@ -207,14 +207,14 @@ async def write_many(conn: AsyncConnection, items: list[NewVersion], *, index_la
     rids: dict[tuple[str, str], int] = {}
     if fresh:
         dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        for part in _chunks(fresh):
-            stmt = (
-                dialect_insert(resource)
-                .values([{"res_type": i.res_type, "res_id": i.res_id, **row} for i, row in part])
-                .on_conflict_do_nothing(index_elements=["res_type", "res_id"])
-                .returning(resource.c.rid, resource.c.res_type, resource.c.res_id)
-            )
-            rids.update({(t, i): rid for rid, t, i in await conn.execute(stmt)})
+        # executemany + RETURNING: SQLAlchemy's "insertmanyvalues" batches it with a cached compile.
+        stmt = (
+            dialect_insert(resource)
+            .on_conflict_do_nothing(index_elements=["res_type", "res_id"])
+            .returning(resource.c.rid, resource.c.res_type, resource.c.res_id)
+        )
+        result = await conn.execute(stmt, [{"res_type": i.res_type, "res_id": i.res_id, **row} for i, row in fresh])
+        rids.update({(t, i): rid for rid, t, i in result})
         if len(rids) != len(fresh):
             lost = next(f"{i.res_type}/{i.res_id}" for i, _ in fresh if (i.res_type, i.res_id) not in rids)
             raise FHIRError.of(409, "conflict", f"{lost} was created by a concurrent request; retry")

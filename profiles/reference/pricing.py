@@ -69,8 +69,24 @@ def version_in_force(kind: str, on_date: date):
     )
 
 
-async def tariffs_for(conn: AsyncConnection, act_codes: Iterable[str], fund: str, on_date: date) -> dict[str, Tariff]:
-    """The TNR of each act for ``fund`` on ``on_date``; acts without a tariff are absent."""
+async def versions_on(conn: AsyncConnection, kind: str, dates: Iterable[date]) -> dict[date, int]:
+    """The version of ``kind`` in force on each date (dates with none are absent), in one query:
+    a batch of claims spread over many dates of care is then priced with one query per version."""
+    v = reference_table_version
+    rows = (await conn.execute(
+        select(v.c.id, v.c.effective_from, v.c.effective_to).where(v.c.kind == kind).order_by(v.c.effective_from.desc())
+    )).all()
+    out = {}
+    for on in set(dates):
+        found = next((r.id for r in rows if r.effective_from <= on and (r.effective_to is None or r.effective_to >= on)), None)
+        if found is not None:
+            out[on] = found
+    return out
+
+
+async def tariffs_for(conn: AsyncConnection, act_codes: Iterable[str], fund: str, on_date: date | None = None, *,
+                      version_id: int | None = None) -> dict[str, Tariff]:
+    """The TNR of each act for ``fund`` on ``on_date`` (or in a given version); acts without a tariff are absent."""
     codes = sorted(set(act_codes))
     if not codes:
         return {}
@@ -80,7 +96,7 @@ async def tariffs_for(conn: AsyncConnection, act_codes: Iterable[str], fund: str
                act.c.coefficient, act.c.category, v.c.version)
         .join(act, and_(act.c.version_id == act_tariff.c.version_id, act.c.code == act_tariff.c.act_code))
         .join(v, v.c.id == act_tariff.c.version_id)
-        .where(act_tariff.c.version_id == version_in_force("tariffs", on_date),
+        .where(act_tariff.c.version_id == (version_id if version_id is not None else version_in_force("tariffs", on_date)),
                act_tariff.c.fund == fund, act_tariff.c.act_code.in_(codes))
     )
     return {
@@ -94,7 +110,8 @@ async def tariff_for(conn: AsyncConnection, act_code: str, fund: str, on_date: d
     return (await tariffs_for(conn, [act_code], fund, on_date)).get(act_code)
 
 
-async def medicines_for(conn: AsyncConnection, codes: Iterable[str], on_date: date) -> dict[str, Medicine]:
+async def medicines_for(conn: AsyncConnection, codes: Iterable[str], on_date: date | None = None, *,
+                        version_id: int | None = None) -> dict[str, Medicine]:
     wanted = sorted(set(codes))
     if not wanted:
         return {}
@@ -102,7 +119,8 @@ async def medicines_for(conn: AsyncConnection, codes: Iterable[str], on_date: da
     stmt = (
         select(medicine, v.c.version)
         .join(v, v.c.id == medicine.c.version_id)
-        .where(medicine.c.version_id == version_in_force("medicines", on_date), medicine.c.code.in_(wanted))
+        .where(medicine.c.version_id == (version_id if version_id is not None else version_in_force("medicines", on_date)),
+               medicine.c.code.in_(wanted))
     )
     return {
         r.code: Medicine(r.code, r.name, r.dci, r.strength, r.form, r.presentation, money(r.ppv_centimes),
