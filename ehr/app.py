@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        from ehr.security.audit_sealer import AuditSealer
         from ehr.security.middleware import configure_logging
         from ehr.security.services import setup_security
 
@@ -89,10 +90,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             configure_logging(settings.log_level)
         app.state.engine = create_engine(settings.database_url, settings.db_pool_size)
         services = setup_security(app, app.state.engine, settings)
+        # Requests record AuditEvents in the inbox; this chains them in the background.
+        sealer = AuditSealer(app.state.engine, settings.audit_seal_interval_seconds).start()
         try:
             await _publish_security(services, settings)
             yield
         finally:
+            await sealer.stop()
             await services.aclose()
             await app.state.engine.dispose()
 

@@ -4,6 +4,10 @@ Mounted before the generic routes: ``GET /fhir/AuditEvent?patient=…&date=…``
 ``GET /fhir/AuditEvent/<seq>`` answer from ``audit_log`` (see ``ehr.security.audit_api``).  A
 patient sees the events about themselves and their dependants; only the unrestricted
 in-process caller sees every event.  Reading the trail is itself recorded.
+
+A search first seals the audit inbox (its own short transaction), so it shows every event
+committed before it, each with its final id (= its place in the chain).  A read by id needs no
+seal: an event has no id before it is sealed.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from ehr.rest.http import AppSettings, fhir_response, read_body
 from ehr.rest.routes import read_resource
 from ehr.security.audit_api import read_event, search_events
 from ehr.security.audit_events import event_patient
+from ehr.security.audit_sealer import seal_pending
 from ehr.security.request import RequestSecurity
 from ehr.security.roles import Role
 from ehr.store.db import read_connection
@@ -35,6 +40,7 @@ async def _allowed(conn, security: RequestSecurity) -> set[str] | None:
 async def _search(engine, settings, security: RequestSecurity, params: list[tuple[str, str]]):
     security.guard.require("AuditEvent", "s")
     security.audit.begin("search-type", what="AuditEvent", query=urlencode(params) if params else None)
+    await seal_pending(engine)
     async with read_connection(engine) as conn:
         page = await search_events(
             conn, params, base_url=settings.base_url, allowed=await _allowed(conn, security),

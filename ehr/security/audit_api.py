@@ -6,6 +6,8 @@ There is no second copy of the trail, so no update or delete path: the events ar
 hashed (their ``id`` is their sequence number).  A patient sees the events about themselves and
 their dependants: "who saw my file, when, why".  ``AuditEvent`` ids that are not sequence numbers
 are ordinary stored resources (imported from other systems) and go through the normal read.
+Events still in the audit inbox are not here: the endpoint seals the inbox before a search
+(``audit_sealer.seal_pending``), so a search sees every event committed before it.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Command-line pieces the lead mounts: ``sijill token`` and ``sijill audit verify|purge``."""
+"""Command-line pieces the lead mounts: ``sijill token`` and ``sijill audit seal|verify|purge``."""
 from __future__ import annotations
 
 import asyncio
@@ -7,7 +7,7 @@ from datetime import timedelta
 import typer
 from rich.console import Console
 
-from ehr.security.audit import purge, verify
+from ehr.security.audit import purge, seal_pending, verify
 from ehr.security.issuer import DevIssuer, OAuthError
 from ehr.settings import get_settings
 from ehr.store.clock import now_us
@@ -40,11 +40,24 @@ def token_command(
 audit_app = typer.Typer(help="The hash-chained audit trail", no_args_is_help=True)
 
 
-async def _verify(url: str):
+async def _seal(url: str) -> int:
     engine = create_engine(url)
     try:
+        return await seal_pending(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _verify(url: str):
+    """Seal what the inbox holds, then verify the whole chain in one snapshot (PostgreSQL reads
+    each statement afresh by default: sealers running meanwhile would look like a broken tail)."""
+    engine = create_engine(url)
+    try:
+        sealed = await seal_pending(engine)
         async with read_connection(engine) as conn:
-            return await verify(conn)
+            if conn.dialect.name == "postgresql":
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            return sealed, await verify(conn)
     finally:
         await engine.dispose()
 
@@ -58,13 +71,21 @@ async def _purge(url: str, older_than_us: int):
         await engine.dispose()
 
 
+@audit_app.command("seal")
+def seal_command() -> None:
+    """Chain the events waiting in the audit inbox (the server also does it every few seconds)."""
+    sealed = asyncio.run(_seal(get_settings().database_url))
+    console.print(f"sealed {sealed} events into the chain")
+
+
 @audit_app.command("verify")
 def verify_command() -> None:
-    """Check every link of the chain; exit 1 at the first broken one."""
-    report = asyncio.run(_verify(get_settings().database_url))
+    """Seal the inbox, then check every link of the chain; exit 1 at the first broken one."""
+    sealed, report = asyncio.run(_verify(get_settings().database_url))
     if report.ok:
         console.print(f"[green]audit chain intact[/green]: {report.checked} events, anchor {report.anchor_seq}, head {report.head_seq}")
         console.print(f"head hash {report.head_hash}")
+        console.print(f"sealed {sealed} events first; {report.pending} recorded since, waiting in the inbox")
         return
     console.print(f"[red]audit chain BROKEN at seq {report.broken_seq}[/red]: {report.reason} ({report.checked} events verified before it)")
     raise typer.Exit(1)
@@ -74,7 +95,7 @@ def verify_command() -> None:
 def purge_command(
     days: int | None = typer.Option(None, "--older-than-days", help="Default: SIJILL_AUDIT_RETENTION_DAYS"),
 ) -> None:
-    """Remove events older than the retention period; what remains still verifies."""
+    """Seal the inbox, then remove events older than the retention period; what remains still verifies."""
     keep = days if days is not None else get_settings().audit_retention_days
     if keep < 1:
         err_console.print("[red]--older-than-days must be at least 1[/red]")

@@ -7,10 +7,11 @@ pharmacy, and who entered what.  The policy joins them by ``rid`` or
 
 ``audit_log`` is append-only and hash-chained: row ``seq`` stores ``hash = SHA-256(prev_hash ||
 event)`` where ``event`` is the canonical JSON of the AuditEvent.  ``audit_chain`` holds the
-single chain-head row: appenders lock it (so the chain stays linear) and the retention purge
-moves its anchor (the last purged link) forward so what remains still verifies.
+single chain-head row: the sealer locks it (so the chain stays linear) and the retention purge
+moves its anchor (the last purged link) forward so what remains still verifies.  Requests never
+lock it: they insert their events into ``audit_inbox``, which the sealer moves into the chain.
 """
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, String, Table, false
 
 from ehr.store.schema import metadata
 
@@ -49,6 +50,22 @@ audit_chain = Table(
     Column("anchor_hash", LargeBinary(32), nullable=False),
     # True only inside a purge transaction: the append-only triggers let that DELETE through.
     Column("purging", Boolean, nullable=False, default=False),
+    # True only inside a sealing transaction: the inbox's triggers let the sealer's DELETE through.
+    Column("sealing", Boolean, nullable=False, default=False, server_default=false()),
+)
+
+# Events recorded but not chained yet: a plain INSERT in the request's transaction (no shared row
+# locked), moved into audit_log in id order by the sealer.  ``event`` is the canonical JSON
+# without ``id`` (the chain assigns it: id = seq).  AUTOINCREMENT keeps SQLite from reusing the
+# ids of sealed rows, so ids follow insertion order on both databases.
+audit_inbox = Table(
+    "audit_inbox",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    Column("recorded", BigInteger, nullable=False),  # epoch µs
+    Column("patient_ref", String(80), nullable=True),
+    Column("event", LargeBinary, nullable=False),
+    sqlite_autoincrement=True,
 )
 
 # A doctor's emergency access to one patient, outside any care relationship (time-limited).
@@ -86,7 +103,7 @@ entered_by = Table(
 )
 
 POLICY_TABLES = (break_glass_grant, prescription_presentation, entered_by)
-SECURITY_TABLES = (revoked_token, audit_log, audit_chain, *POLICY_TABLES)
+SECURITY_TABLES = (revoked_token, audit_log, audit_chain, audit_inbox, *POLICY_TABLES)
 
 
 def append_only_ddl(dialect: str) -> list[str]:

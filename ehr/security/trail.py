@@ -3,7 +3,8 @@
 ``RequestAudit`` lives for one request.  The endpoint says what it is doing (``begin``), then:
 
 * a write records its events with ``record(conn, ...)`` inside the transaction of the change, so
-  both commit or neither does;
+  both commit or neither does (into the audit inbox: no shared row is locked, so writers do
+  not wait for each other; the sealer chains the events afterwards, see ``audit_log.seal``);
 * a read records them with ``record_read(...)`` in its own transaction right after the read and
   before the response: if the trail cannot be written, the caller gets an error, not the data;
 * anything that fails (404, 403, 409...) is recorded by the error handler with ``record_failure``;
@@ -64,7 +65,7 @@ EventBuilder = Callable[[AsyncConnection], Awaitable[list[dict]]]
 
 class AuditWriter:
     """Group commit for the events of reads: requests that finish while a batch is being
-    committed share the next transaction (one chain-head lock and one commit for all of them).
+    committed share the next transaction (one inbox INSERT and one commit for all of them).
 
     Each request still waits for the commit of its own events before its response is sent, so
     nothing is returned that is not in the trail; if the batch fails, every request in it fails.

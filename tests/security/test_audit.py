@@ -1,4 +1,7 @@
-"""AuditEvents (BALP shape, valid R4B) and the hash-chained trail on SQLite and PostgreSQL."""
+"""AuditEvents (BALP shape, valid R4B) and the hash-chained trail on SQLite and PostgreSQL.
+
+Events are recorded in the inbox and sealed into the chain (``fill`` does both); the inbox and
+the sealer themselves are specified in ``test_audit_inbox``."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ehr.security.audit import (
     APPEND_ONLY_DDL,
+    INBOX_APPEND_ONLY_DDL,
     append,
     audit_event,
     audit_events,
@@ -19,6 +23,7 @@ from ehr.security.audit import (
     login_failure_event,
     purge,
     retention_purge_event,
+    seal_pending,
     verify,
 )
 from ehr.security.principal import BreakGlassGrant, Principal
@@ -114,10 +119,12 @@ def sample(i: int, days_ago: int = 0) -> dict:
     return audit_event("read", DOCTOR, patient=f"Patient/p{i % 3}", what=f"Observation/o{i}", recorded_us=now_us() - days_ago * DAY_US)
 
 
-async def fill(engine, count: int, days_ago: int = 0, per_tx: int = 2) -> None:
+async def fill(engine, count: int, days_ago: int = 0, per_tx: int = 2, sealed: bool = True) -> None:
     for start in range(0, count, per_tx):
         async with write_transaction(engine) as conn:
             await append(conn, [sample(i, days_ago) for i in range(start, min(count, start + per_tx))])
+    if sealed:
+        await seal_pending(engine)
 
 
 async def check(engine):
@@ -270,9 +277,10 @@ async def test_concurrent_appends_stay_linear(db):
                 await append(conn, [sample(n * 10 + i), sample(n * 10 + i + 100)])
 
     await asyncio.gather(*(writer(n) for n in range(4)))
+    assert await seal_pending(db) == 40
     report = await check(db)
-    assert report.ok and report.checked == 40
+    assert report.ok and report.checked == 40 and report.pending == 0
 
 
 def test_ddl_covers_both_dialects():
-    assert set(APPEND_ONLY_DDL) == {"postgresql", "sqlite"}
+    assert set(APPEND_ONLY_DDL) == set(INBOX_APPEND_ONLY_DDL) == {"postgresql", "sqlite"}

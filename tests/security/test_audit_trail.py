@@ -7,7 +7,7 @@ import base64
 import pytest
 from sqlalchemy import func, select, text
 
-from ehr.security.audit import verify
+from ehr.security.audit import seal_pending, verify
 from ehr.security.tables import audit_log
 from ehr.store.db import read_connection
 
@@ -133,11 +133,15 @@ async def test_the_log_refuses_updates_and_deletes_and_the_chain_verifies(world)
         await d1.get("/Patient/pa")
         await d1.get("/Patient/pb")
     engine = world.app.state.engine
+    await seal_pending(engine)
     async with read_connection(engine) as conn:
         report = await verify(conn)
         count = (await conn.execute(select(func.count()).select_from(audit_log))).scalar_one()
     assert report.ok and report.checked == count >= 2
-    for statement in ("UPDATE audit_log SET recorded = 0", "DELETE FROM audit_log"):
+    async with world.client("D1") as d1:
+        await d1.get("/Patient/pa")  # an event waiting in the inbox: it cannot be changed either
+    for statement in ("UPDATE audit_log SET recorded = 0", "DELETE FROM audit_log", "UPDATE audit_inbox SET recorded = 0",
+                      "DELETE FROM audit_inbox"):
         with pytest.raises(Exception):
             async with engine.begin() as conn:
                 await conn.execute(text(statement))
@@ -146,6 +150,7 @@ async def test_the_log_refuses_updates_and_deletes_and_the_chain_verifies(world)
 async def test_login_failures_are_audited(world):
     async with world.client(None, Authorization="Bearer not.a.token") as c:
         assert (await c.get("/Patient/pa")).status_code == 401
+    await seal_pending(world.app.state.engine)
     async with read_connection(world.app.state.engine) as conn:
         events = [bytes(e) for e in (await conn.execute(select(audit_log.c.event))).scalars()]
     assert any(b'"110114"' in e and b'"10.0.0.7"' in e for e in events)

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from ehr.security.audit import seal_pending
 from ehr.security.tables import audit_log
 from ehr.store.db import read_connection
 
@@ -71,6 +72,7 @@ async def test_forged_tokens_get_401_and_are_audited(world, rsa_key, other_rsa_k
             assert r.status_code == 401, (case, url, r.text)
             assert 'error="invalid_token"' in r.headers["WWW-Authenticate"]
             assert "resourceType" in r.json() and r.json()["resourceType"] == "OperationOutcome"
+    await seal_pending(world.app.state.engine)
     async with read_connection(world.app.state.engine) as conn:
         events = [orjson.loads(e) for e in (await conn.execute(select(audit_log.c.event))).scalars()]
     failures = [e for e in events if e["type"].get("code") == "110114"]

@@ -15,6 +15,7 @@ from ehr.security.issuer import DEMO_USER_GRANT, DevIssuer, OAuthError, load_or_
 from ehr.security.principal import principal_from_claims
 from ehr.security.roles import Role
 from ehr.settings import Settings
+from ehr.security.audit import seal_pending
 from ehr.security.tables import audit_log
 from ehr.security.tokens import TokenVerifier
 
@@ -176,6 +177,7 @@ async def test_token_endpoint_and_protected_route(tmp_path, sqlite_engine, rsa_k
 
     # The forged token and the wrong client secret were both audited as login failures; the
     # request without any token was not (no credential, no attempt).
+    await seal_pending(sqlite_engine)
     async with sqlite_engine.connect() as conn:
         events = [orjson.loads(r[0]) for r in await conn.execute(select(audit_log.c.event).order_by(audit_log.c.seq))]
     assert [e["type"]["code"] for e in events] == ["110114", "110114"]
