@@ -16,7 +16,16 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from claims.money import CURRENCY, round_cent, to_decimal
-from claims.uris import ACTS, CLAIM_INFO_CATEGORY, CLAIM_NUMBER, CLAIM_TYPE, ICD10, INPE, MEDICINE
+from claims.uris import (
+    ACTS,
+    CLAIM_INFO_CATEGORY,
+    CLAIM_NUMBER,
+    CLAIM_TYPE,
+    ICD10,
+    INPE,
+    MEDICINE,
+    RELATED_CLAIM_RELATIONSHIP,
+)
 from ehr.outcome import FHIRError, Issue
 from profiles.identifiers import check as check_identifier
 
@@ -60,6 +69,9 @@ class CareSheet:
     related_claim_id: str | None
     document_categories: frozenset[str]
     lines: list[Line] = field(default_factory=list)
+    # A correction: the Claim it replaces (``related`` with relationship ``prior``) and where.
+    corrects_claim_id: str | None = None
+    corrects_path: str | None = None  # e.g. "Claim.related[0].claim"
 
     @property
     def service_date(self) -> date | None:
@@ -217,6 +229,7 @@ def read_care_sheet(claim: dict, *, tz: str = "Africa/Casablanca") -> tuple[Care
         if isinstance(r, dict) and (rid := local_reference_id(r.get("claim"), "Claim")):
             related = rid
             break
+    corrects_claim_id, corrects_path = _corrected_claim(claim, issues)
 
     sheet = CareSheet(
         use=use or "",
@@ -229,11 +242,32 @@ def read_care_sheet(claim: dict, *, tz: str = "Africa/Casablanca") -> tuple[Care
         coverage_id=coverage_id,
         preauth_refs=preauth_refs,
         prescription_id=local_reference_id(claim.get("prescription"), "MedicationRequest"),
-        related_claim_id=related,
+        related_claim_id=corrects_claim_id or related,
         document_categories=documents,
         lines=lines,
+        corrects_claim_id=corrects_claim_id,
+        corrects_path=corrects_path,
     )
     return sheet, issues
+
+
+def _corrected_claim(claim: dict, issues: list[Issue]) -> tuple[str | None, str | None]:
+    """The Claim a correction replaces: the one ``related`` entry whose relationship is ``prior``."""
+    found: list[tuple[str | None, str]] = []
+    for i, r in enumerate(claim.get("related") or []):
+        coding = _coding(r.get("relationship"), RELATED_CLAIM_RELATIONSHIP) if isinstance(r, dict) else None
+        if coding is not None and coding["code"] == "prior":
+            found.append((local_reference_id(r.get("claim"), "Claim"), f"Claim.related[{i}].claim"))
+    if not found:
+        return None, None
+    if len(found) > 1:
+        issues.append(Issue("value", "Une correction remplace une seule feuille de soins (un seul related de type prior)",
+                            expression=(found[1][1],)))
+    claim_id, path = found[0]
+    if claim_id is None:
+        issues.append(Issue("required", "La feuille corrigée doit être référencée par son identifiant (Claim/<id>)",
+                            expression=(path,)))
+    return claim_id, path
 
 
 def _read_lines(claim: dict, use, claim_type: str, diagnoses: dict[int, str], tz: str, issues: list[Issue]) -> list[Line]:

@@ -159,6 +159,19 @@ async def lock_open(conn: AsyncConnection, ids: list[int]) -> list[int]:
     return list((await conn.execute(stmt.with_for_update())).scalars())
 
 
+async def move_queued(conn: AsyncConnection, ids: list[int], status: str) -> list[int]:
+    """Move those of ``ids`` still queued to ``status``; returns the ids moved."""
+    if not ids:
+        return []
+    stmt = (
+        update(claim_ledger)
+        .where(claim_ledger.c.id.in_(ids), claim_ledger.c.status == QUEUED)
+        .values(status=status)
+        .returning(claim_ledger.c.id)
+    )
+    return list((await conn.execute(stmt)).scalars())
+
+
 async def set_decided(conn: AsyncConnection, rows: list[dict]) -> None:
     """Write decisions on rows ``lock_open`` returned (one executemany; each dict has ``id``)."""
     if not rows:

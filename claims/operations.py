@@ -8,8 +8,17 @@ from ehr.interactions.transaction import Options, transaction
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
 from ehr.rest.http import fhir_response
+from ehr.security.principal import Principal
+from ehr.security.trail import BundleTrail
 from ehr.store import repository
 from ehr.store.db import read_connection
+
+
+def caller(inv: Invocation) -> Principal | None:
+    """Who calls an operation: the token's principal (the unrestricted one when the server runs
+    without tokens), or None outside a request's authentication."""
+    result = getattr(inv.request.state, "auth_result", None)
+    return result if isinstance(result, Principal) else None
 
 
 def _as_transaction(body: dict) -> tuple[dict, int]:
@@ -50,7 +59,11 @@ async def submit(inv: Invocation):
         raise FHIRError.of(400, "invalid", "Claim/$submit prend un Bundle (la feuille de soins et ce qu'elle référence)", "Bundle")
     tx, claim_index = _as_transaction(body)
     s = inv.settings
-    opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, True, inv.access)
+    # As the transaction endpoint: the caller's access rules, write guard (entered-by, the paper
+    # channel's Provenance) and one audit event per entry.
+    security = inv.request.state.security
+    opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, True, security.access,
+                   security.guard, BundleTrail(security.audit))
     result = orjson.loads(await transaction(inv.engine, tx, opts))
     entry = result["entry"][claim_index]
     status = int(entry["response"]["status"].split()[0])

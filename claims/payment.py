@@ -7,6 +7,14 @@ integer centimes, so a reconciliation's total is exactly the sum of its lines an
 decided benefits.  ``claim_payment.ledger_id`` is unique: running the same day twice, or two
 runs at once, can never pay a claim twice (the second run finds nothing left, or fails and
 rolls back whole).
+
+Corrections and appeals (``claims.corrections``, ``claims.appeals``) are settled here too, as
+``adjustment`` details: a correction is paid its benefit less what was paid for the sheets it
+replaces (the replaced sheet's number is the detail's ``predecessor``); when that is negative
+it is recovered as a negative detail on the payee's next reconciliation, as far as that
+reconciliation's payments cover it (it is never negative).  An increase decided on appeal for
+a claim already paid is paid once (``claim_appeal.paid_on``).  Over a sheet's chain of
+corrections and appeals, what was paid adds up to the benefit in force, to the centime.
 """
 from __future__ import annotations
 
@@ -16,8 +24,8 @@ from datetime import date
 
 import typer
 from rich.console import Console
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from claims import ledger
 from claims.caresheet import any_reference, today
@@ -25,13 +33,25 @@ from claims.clock import day_bounds, now_us, to_instant
 from claims.lookups import resources_by_id
 from claims.money import from_cents, money
 from claims.settings import get_claims_settings
-from claims.tables import claim_ledger, claim_payment
-from claims.uris import INPE, PAYMENT_TYPE, SD
+from claims.tables import claim_appeal, claim_ledger, claim_payment
+from claims.uris import CLAIM_NUMBER, INPE, PAYMENT_TYPE, SD
 from ehr.interactions.context import Context, store
 from ehr.interactions.preconditions import new_id
 from ehr.store.db import create_engine, write_transaction
 
 EXT_PAYEE_PERSON = SD + "payment-payee-person"
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One line of a reconciliation: what a claim is paid, a correction's difference with what
+    was paid for the sheets it replaces (negative: recovered), or an appeal's increase."""
+
+    row: ledger.LedgerRow
+    amount_cents: int
+    adjustment: bool = False  # a difference, not a first payment
+    replaces: str | None = None  # the replaced sheet's number (a correction)
+    appeal_id: int | None = None
 
 
 @dataclass
@@ -40,17 +60,31 @@ class Batch:
     fund_code: str
     payee: str  # provider | insured
     payee_ref: str  # Practitioner/…, Organization/…, Patient/… or RelatedPerson/…; "inpe|<n>" if unregistered
-    rows: list[ledger.LedgerRow] = field(default_factory=list)
+    details: list[Detail] = field(default_factory=list)
 
     @property
     def total_cents(self) -> int:
-        return sum(r.benefit_cents for r in self.rows)
+        return sum(d.amount_cents for d in self.details)
+
+    def settle_recoveries(self) -> list[Detail]:
+        """Recoveries go on a payee's reconciliation as far as its payments cover them, oldest
+        claim first; the others wait for the payee's next one.  Returns those left waiting."""
+        owed = sorted((d for d in self.details if d.amount_cents < 0), key=lambda d: d.row.id)
+        self.details = [d for d in self.details if d.amount_cents >= 0]
+        total, waiting = self.total_cents, []
+        for d in owed:
+            if self.details and total + d.amount_cents >= 0:
+                self.details.append(d)
+                total += d.amount_cents
+            else:
+                waiting.append(d)
+        return waiting
 
 
 @dataclass(frozen=True)
 class PaymentSummary:
     day: date
-    reconciliations: list[tuple[str, str, str, int, int]]  # (reconciliation id, fund, payee, claims, cents)
+    reconciliations: list[tuple[str, str, str, int, int]]  # (reconciliation id, fund, payee, details, cents)
 
     @property
     def total_cents(self) -> int:
@@ -63,20 +97,24 @@ def _payee_reference(ref: str) -> dict:
     return {"reference": ref}
 
 
+def _detail(d: Detail, day: date) -> dict:
+    r = d.row
+    out = {
+        "identifier": {"system": CLAIM_NUMBER, "value": r.claim_identifier},
+        "type": {"coding": [{"system": PAYMENT_TYPE, "code": "adjustment" if d.adjustment else "payment"}]},
+        "request": {"reference": f"Claim/{r.claim_id}"},
+        "response": {"reference": f"ClaimResponse/{r.response_id}"},
+        "submitter": _payee_reference(r.provider_ref or f"inpe|{r.provider_inpe}"),
+        "date": day.isoformat(),
+        "amount": money(from_cents(d.amount_cents)),
+    }
+    if d.replaces:
+        out["predecessor"] = {"system": CLAIM_NUMBER, "value": d.replaces}
+    return out
+
+
 def _reconciliation(batch: Batch, day: date, now: int, tz: str) -> dict:
     start, end = day_bounds(day, tz)
-    details = [
-        {
-            "identifier": {"system": "https://fhir.sijill.ma/sid/claim", "value": r.claim_identifier},
-            "type": {"coding": [{"system": PAYMENT_TYPE, "code": "payment"}]},
-            "request": {"reference": f"Claim/{r.claim_id}"},
-            "response": {"reference": f"ClaimResponse/{r.response_id}"},
-            "submitter": _payee_reference(r.provider_ref or f"inpe|{r.provider_inpe}"),
-            "date": day.isoformat(),
-            "amount": money(from_cents(r.benefit_cents)),
-        }
-        for r in sorted(batch.rows, key=lambda r: r.id)
-    ]
     res = {
         "resourceType": "PaymentReconciliation",
         "status": "active",
@@ -88,8 +126,10 @@ def _reconciliation(batch: Batch, day: date, now: int, tz: str) -> dict:
                         else "Remboursement à l'assuré"),
         "paymentDate": day.isoformat(),
         "paymentAmount": money(from_cents(batch.total_cents)),
-        "detail": details,
+        "detail": [_detail(d, day) for d in sorted(batch.details, key=lambda d: (d.row.id, d.appeal_id or 0))],
     }
+    if any(d.amount_cents < 0 for d in batch.details):
+        res["disposition"] += " ; déduction des sommes versées en trop sur des feuilles corrigées"
     if batch.payee == "provider" and not batch.payee_ref.startswith("inpe|"):
         kind = batch.payee_ref.split("/", 1)[0]
         if kind in ("Practitioner", "PractitionerRole", "Organization"):
@@ -123,45 +163,127 @@ def _notice(batch: Batch, reconciliation_id: str, day: date, now: int) -> dict:
 async def pay_day(engine: AsyncEngine, day: date, *, base_url: str, tz: str) -> PaymentSummary:
     """Pay everything decided up to the end of ``day`` and not paid yet, in one transaction."""
     _, end = day_bounds(day, tz)
-    led, pay = claim_ledger.c, claim_payment.c
     now = now_us()
     done: list[tuple[str, str, str, int, int]] = []
     async with write_transaction(engine) as conn:
-        ids = list((await conn.execute(
-            select(led.id)
-            .select_from(claim_ledger.outerjoin(claim_payment, pay.ledger_id == led.id))
-            .where(led.status == ledger.DECIDED, led.use == "claim", led.decided_at < end, led.benefit_cents > 0,
-                   pay.id.is_(None))
-            .order_by(led.id)
-        )).scalars())
-        rows = await ledger.by_ids(conn, ids)
+        details = await _claims_due(conn, end) + await _appeals_due(conn, end)
+        rows = [d.row for d in details]
         # Who is reimbursed for an insured person's care: the coverage's subscriber (one query).
-        coverages = await resources_by_id(conn, {("Coverage", r.coverage_id) for r in rows.values() if r.payee != "provider"})
+        coverages = await resources_by_id(conn, {("Coverage", r.coverage_id) for r in rows if r.payee != "provider"})
         batches: dict[tuple, Batch] = {}
-        for r in rows.values():
+        for d in details:
+            r = d.row
             if r.payee == "provider":
                 payee_ref = r.provider_ref or f"inpe|{r.provider_inpe}"
             else:
                 cov = coverages.get(("Coverage", r.coverage_id)) or {}
                 payee_ref = any_reference(cov.get("subscriber"), ("Patient", "RelatedPerson")) or f"Patient/{r.patient_id}"
             key = (r.fund_ref, r.payee, payee_ref)
-            batches.setdefault(key, Batch(r.fund_ref, r.fund_code, r.payee, payee_ref)).rows.append(r)
+            batches.setdefault(key, Batch(r.fund_ref, r.fund_code, r.payee, payee_ref)).details.append(d)
         ctx = Context(conn, base_url)
         for key in sorted(batches):
             batch = batches[key]
+            batch.settle_recoveries()
+            if not batch.details:
+                continue
             rec = await store(ctx, "PaymentReconciliation", new_id(), _reconciliation(batch, day, now, tz), method="POST", prior=None)
             notice = await store(ctx, "PaymentNotice", new_id(), _notice(batch, rec.res_id, day, now), method="POST", prior=None)
-            await conn.execute(claim_payment.insert(), [
-                dict(ledger_id=r.id, fund_code=r.fund_code, payee_ref=batch.payee_ref, payee=batch.payee,
-                     amount_cents=r.benefit_cents, paid_on=day.isoformat(), reconciliation_id=rec.res_id,
-                     notice_id=notice.res_id, created_at=now)
-                for r in batch.rows
-            ])
-            for r in batch.rows:
-                if not await ledger.transition(conn, r.id, (ledger.DECIDED,), status=ledger.PAID):
-                    raise RuntimeError(f"ledger row {r.id} changed during payment")
-            done.append((rec.res_id, batch.fund_code, batch.payee_ref, len(batch.rows), batch.total_cents))
+            await _record_paid(conn, batch, day, rec.res_id, notice.res_id, now)
+            done.append((rec.res_id, batch.fund_code, batch.payee_ref, len(batch.details), batch.total_cents))
     return PaymentSummary(day, done)
+
+
+async def _claims_due(conn: AsyncConnection, end: int) -> list[Detail]:
+    """Claims decided before ``end`` and not paid: their benefit, less what was paid for the
+    sheets a correction replaces (locked: a correction's decision or an appeal waits for us)."""
+    led = claim_ledger.c
+    ids = list((await conn.execute(
+        select(led.id)
+        .where(led.status == ledger.DECIDED, led.use == "claim", led.decided_at < end,
+               (led.benefit_cents > 0) | led.corrects_id.is_not(None),
+               ~exists().where(claim_payment.c.ledger_id == led.id))
+        .order_by(led.id)
+        .with_for_update()
+    )).scalars())
+    rows = await ledger.by_ids(conn, ids)
+    replaced = await _paid_for_replaced(conn, list(rows.values()))
+    details = []
+    for r in rows.values():
+        paid_before, number = replaced.get(r.id, (0, None))
+        due = r.benefit_cents - paid_before
+        if due:
+            details.append(Detail(r, due, adjustment=paid_before != 0, replaces=number))
+    return details
+
+
+async def _appeals_due(conn: AsyncConnection, end: int) -> list[Detail]:
+    """Increases decided on appeal for claims already paid (a claim replaced since is settled by
+    its correction instead)."""
+    a = claim_appeal.c
+    found = (await conn.execute(
+        select(a.id, a.ledger_id, a.payable_cents)
+        .select_from(claim_appeal.join(claim_ledger, claim_ledger.c.id == a.ledger_id))
+        .where(a.status == "closed", a.payable_cents != 0, a.paid_on.is_(None), a.closed_at < end,
+               claim_ledger.c.status == ledger.PAID)
+        .order_by(a.id)
+        .with_for_update(of=claim_appeal)
+    )).all()
+    rows = await ledger.by_ids(conn, [f.ledger_id for f in found])
+    return [Detail(rows[f.ledger_id], f.payable_cents, adjustment=True, appeal_id=f.id) for f in found]
+
+
+async def _paid_for_replaced(conn: AsyncConnection, rows: list[ledger.LedgerRow]) -> dict[int, tuple[int, str]]:
+    """For each correction: what was paid for the sheets it replaces (down the chain of
+    corrections of corrections), and the number of the sheet it replaces."""
+    frontier = {r.id: r.corrects_id for r in rows if r.corrects_id is not None}
+    paid = dict.fromkeys(frontier, 0)
+    numbers: dict[int, str] = {}
+    while frontier:
+        ids = sorted(set(frontier.values()))
+        earlier = await ledger.by_ids(conn, ids)
+        amounts = await _paid_cents(conn, ids)
+        for start, pid in frontier.items():
+            paid[start] += amounts.get(pid, 0)
+            numbers.setdefault(start, earlier[pid].claim_identifier)
+        frontier = {start: earlier[pid].corrects_id for start, pid in frontier.items() if earlier[pid].corrects_id is not None}
+    return {start: (paid[start], numbers[start]) for start in paid}
+
+
+async def _paid_cents(conn: AsyncConnection, ids: list[int]) -> dict[int, int]:
+    """Paid per ledger row: its payment and the appeal increases paid since."""
+    out: dict[int, int] = {}
+    p, a = claim_payment.c, claim_appeal.c
+    for lid, cents_ in await conn.execute(select(p.ledger_id, p.amount_cents).where(p.ledger_id.in_(ids))):
+        out[lid] = out.get(lid, 0) + cents_
+    for lid, cents_ in await conn.execute(
+        select(a.ledger_id, func.sum(a.payable_cents)).where(a.ledger_id.in_(ids), a.paid_on.is_not(None)).group_by(a.ledger_id)
+    ):
+        out[lid] = out.get(lid, 0) + int(cents_)
+    return out
+
+
+async def _record_paid(conn: AsyncConnection, batch: Batch, day: date, rec_id: str, notice_id: str, now: int) -> None:
+    """Each claim and appeal of the batch is paid once: the ledger moves ``decided → paid``
+    (``claim_payment.ledger_id`` is unique) and an appeal's ``paid_on`` is set only if unset."""
+    claims_ = [d for d in batch.details if d.appeal_id is None]
+    if claims_:
+        await conn.execute(claim_payment.insert(), [
+            dict(ledger_id=d.row.id, fund_code=d.row.fund_code, payee_ref=batch.payee_ref, payee=batch.payee,
+                 amount_cents=d.amount_cents, paid_on=day.isoformat(), reconciliation_id=rec_id, notice_id=notice_id,
+                 created_at=now)
+            for d in claims_
+        ])
+    for d in claims_:
+        if not await ledger.transition(conn, d.row.id, (ledger.DECIDED,), status=ledger.PAID):
+            raise RuntimeError(f"ledger row {d.row.id} changed during payment")
+    for d in batch.details:
+        if d.appeal_id is not None:
+            paid = await conn.execute(
+                update(claim_appeal).where(claim_appeal.c.id == d.appeal_id, claim_appeal.c.paid_on.is_(None))
+                .values(paid_on=day.isoformat(), reconciliation_id=rec_id, notice_id=notice_id)
+            )
+            if paid.rowcount != 1:
+                raise RuntimeError(f"appeal {d.appeal_id} was paid during this payment")
 
 
 def pay_command(

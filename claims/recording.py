@@ -21,7 +21,7 @@ from claims.money import cents
 from claims.notify import Subscriptions
 from claims.responses import decided_response, explanation_of_benefit, queued_response
 from claims.tables import claim_decision_line, claim_review_task
-from ehr.interactions.context import Context, store, store_many
+from ehr.interactions.context import Context, store_many
 from ehr.interactions.preconditions import new_id
 from ehr.store import repository
 from ehr.store.repository import NewVersion, Stored
@@ -186,18 +186,23 @@ def proposal_json(decision: Decision) -> bytes:
     })
 
 
-async def record_pend(ctx: Context, row: LedgerRow, claim: dict, decision: Decision, *, now: int, prior_response: Stored | None) -> bool:
-    """Hand the claim to the fund's agents; its clock keeps running."""
-    moved = await ledger.transition(ctx.conn, row.id, (ledger.QUEUED,), status=ledger.IN_REVIEW)
-    if not moved:
-        return False
-    await ctx.conn.execute(
-        claim_review_task.insert().values(
-            ledger_id=row.id, fund_code=row.fund_code, reason_code=decision.pend.code, detail=decision.pend.detail,
-            proposal=proposal_json(decision), status="open", due_at=row.due_at, escalated=0, created_at=now,
-            paused_total_us=0,
-        )
-    )
-    note = f"Feuille de soins en cours d'examen par un agent de l'organisme : {decision.pend.detail}"
-    await store(ctx, "ClaimResponse", row.response_id, queued_response(claim, row, now, note), method="PUT", prior=prior_response)
-    return True
+async def record_pends(ctx: Context, items: list[ToRecord], *, now: int) -> list[int]:
+    """Hand these claims to the fund's agents (their clocks keep running); returns the ledger ids
+    moved to review — a claim no longer queued is left alone."""
+    moved = set(await ledger.move_queued(ctx.conn, [it.row.id for it in items], ledger.IN_REVIEW))
+    items = [it for it in items if it.row.id in moved]
+    if not items:
+        return []
+    await ctx.conn.execute(claim_review_task.insert(), [
+        dict(ledger_id=it.row.id, fund_code=it.row.fund_code, reason_code=it.decision.pend.code,
+             detail=it.decision.pend.detail, proposal=proposal_json(it.decision), status="open", due_at=it.row.due_at,
+             escalated=0, created_at=now, paused_total_us=0)
+        for it in items
+    ])
+    await store_many(ctx, [
+        NewVersion("ClaimResponse", it.row.response_id, queued_response(
+            it.claim, it.row, now, f"Feuille de soins en cours d'examen par un agent de l'organisme : {it.decision.pend.detail}",
+        ), "PUT", it.prior_response)
+        for it in items
+    ])
+    return [it.row.id for it in items]

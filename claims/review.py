@@ -2,12 +2,15 @@
 information to the provider, and the clock pause the fund's rules allow.
 
 * ``GET|POST Claim/$review-queue?fund=Organization/<id>&status=open`` — a Bundle of ``Task``
-  (one per pended claim, most urgent deadline first, escalated ones marked ``urgent``) with
-  the Claims included.  An insurer's token sees its own fund's queue only.
+  (one per pended claim and per appeal under way (``claims.appeals``), escalated ones and
+  those near their deadline first and marked ``urgent``, then by deadline) with the Claims
+  included.  An insurer's token sees its own fund's queue only.  A pended correction's Task
+  names the Claim it replaces.
 * ``POST Claim/{id}/$decide`` — Parameters: ``note`` (why, required), ``line`` parts
   (``sequence``, ``decision`` = accept | reject | adjust, ``benefit`` for adjust, ``reason`` code,
   ``note``), ``agent`` (the deciding agent when the server runs without tokens).  Lines not
-  named keep the automatic proposal.  Answers the decided ClaimResponse.
+  named keep the automatic proposal — or, for a claim under appeal, the decision appealed
+  against, which the agent may keep or raise but not lower.  Answers the decided ClaimResponse.
 * ``POST Claim/{id}/$request-info`` — Parameters ``message`` (and ``agent``): stores a
   ``CommunicationRequest`` to the provider.  If the fund's rule set allows it, the 48-hour clock
   pauses until the provider's ``Communication`` (``basedOn`` that request) arrives, for at most
@@ -23,15 +26,17 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from claims import ledger
+from claims import appeals, ledger
 from claims.adjudication.model import Decision, LineDecision
 from claims.adjudication.ruleset import rulesets
 from claims.caresheet import local_reference_id, read_care_sheet
 from claims.coverage import coverage_facts, payor_refs, route
 from claims.lookups import patient_records, resources_by_id
 from claims.clock import HOUR_US, now_us, to_instant
+from claims.corrections import supersede_on_decision
 from claims.money import ZERO, round_cent, to_decimal
 from claims.notify import Subscriptions
+from claims.operations import caller
 from claims.reasons import REASONS
 from claims.recording import current_responses, record_decision
 from claims.settings import get_claims_settings
@@ -44,7 +49,6 @@ from ehr.interactions.preconditions import new_id
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
 from ehr.rest.http import fhir_response
-from ehr.security.principal import Principal
 from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.db import read_connection, write_transaction
@@ -52,11 +56,6 @@ from ehr.store.schema import resource
 
 OPEN, WAITING, CLOSED = "open", "waiting-info", "closed"
 _TASK_NS = uuid.UUID("6f1f3a52-4c1e-4b8e-9a57-5e0d2b1c7a10")
-
-
-def caller(inv: Invocation) -> Principal | None:
-    result = getattr(inv.request.state, "auth_result", None)
-    return result if isinstance(result, Principal) else None
 
 
 def _agent(inv: Invocation, fund_ref: str | None) -> str:
@@ -102,6 +101,9 @@ def _task(row) -> dict:
     }
     if row.info_request_id:
         task["basedOn"] = [{"reference": f"CommunicationRequest/{row.info_request_id}"}]
+    if row.corrects_claim_id:
+        replaced = {"reference": f"Claim/{row.corrects_claim_id}"}
+        task["input"].append({"type": {"text": "feuille corrigée"}, "valueReference": replaced})
     return task
 
 
@@ -121,23 +123,31 @@ async def review_queue(inv: Invocation):
     count = inv.first("_count") or 50
     if not str(count).isdigit():
         raise FHIRError.of(400, "invalid", "_count doit être un entier", "http._count")
+    limit = min(int(count), inv.settings.max_page_size)
     t, led = claim_review_task.c, claim_ledger.c
+    corrected = claim_ledger.alias("corrected")
+    now = now_us()
     async with read_connection(inv.engine) as conn:
         rows = (await conn.execute(
-            select(claim_review_task, led.claim_id, led.patient_id, led.fund_ref, led.due_at.label("ledger_due"))
-            .select_from(claim_review_task.join(claim_ledger, led.id == t.ledger_id))
+            select(claim_review_task, led.claim_id, led.patient_id, led.fund_ref, led.due_at.label("ledger_due"),
+                   corrected.c.claim_id.label("corrects_claim_id"))
+            .select_from(claim_review_task.join(claim_ledger, led.id == t.ledger_id)
+                         .outerjoin(corrected, corrected.c.id == led.corrects_id))
             .where(led.fund_ref == fund, t.status.in_(statuses))
             .order_by(t.escalated.desc(), led.due_at, t.id)
-            .limit(min(int(count), inv.settings.max_page_size))
+            .limit(limit)
         )).all()
-        claims = await _claims(conn, [r.claim_id for r in rows])
+        found = [(_task(r), r.claim_id, r.ledger_due) for r in rows]
+        if OPEN in statuses:
+            found += await appeals.queue_tasks(conn, fund, limit, now)
+        found = sorted(found, key=lambda f: (f[0]["priority"] != "urgent", f[2]))[:limit]
+        claims = await _claims(conn, [claim_id for _, claim_id, _ in found])
     entries = []
-    for r in rows:
-        task = _task(r)
+    for task, claim_id, _ in found:
         entries.append(bundle.entry(f"urn:uuid:{uuid.uuid5(_TASK_NS, task['id'])}", orjson.dumps(task), search={"mode": "match"}))
-        if r.claim_id in claims:
-            entries.append(bundle.entry(f"{inv.settings.base_url}/Claim/{r.claim_id}", claims[r.claim_id], search={"mode": "include"}))
-    return fhir_response(bundle.bundle("searchset", entries, total=len(rows)))
+        if claim_id in claims:
+            entries.append(bundle.entry(f"{inv.settings.base_url}/Claim/{claim_id}", claims[claim_id], search={"mode": "include"}))
+    return fhir_response(bundle.bundle("searchset", entries, total=len(found)))
 
 
 async def _claims(conn: AsyncConnection, ids: list[str]) -> dict[str, bytes]:
@@ -197,60 +207,91 @@ def _apply_line(base: LineDecision, part: dict, where: str) -> tuple[LineDecisio
     raise FHIRError.of(422, "code-invalid", "decision vaut accept, reject ou adjust", f"{where}.part.where(name='decision')")
 
 
+def _agent_lines(inv: Invocation, lines: dict[int, LineDecision], note: str,
+                 floor: dict[int, Decimal] | None = None) -> dict[int, str]:
+    """Apply the ``line`` parameters to ``lines`` (in place); the notes of the lines named.
+
+    ``floor``: per line, the least the agent may grant (an appeal never lowers a decision)."""
+    notes: dict[int, str] = {}
+    for i, part in enumerate(inv.all("line")):
+        where = f"Parameters.parameter.where(name='line')[{i}]"
+        if not isinstance(part, dict):
+            raise FHIRError.of(400, "structure", "line est un paramètre à parties", where)
+        seq = _part(part, "sequence")
+        if seq not in lines:
+            raise FHIRError.of(422, "value", f"La feuille n'a pas de ligne n° {seq}", f"{where}.part.where(name='sequence')")
+        lines[seq], line_note = _apply_line(lines[seq], part, where)
+        if floor is not None and lines[seq].benefit < floor[seq]:
+            raise FHIRError.of(422, "business-rule", f"Un recours ne réduit pas la prise en charge : la ligne n° {seq} "
+                               f"reste d'au moins {floor[seq]} MAD", f"{where}.part.where(name='decision')")
+        notes[seq] = line_note or note
+    return notes
+
+
 @operation("decide", levels={"instance"}, types={"Claim"}, affects_state=True,
            definition="https://fhir.sijill.ma/OperationDefinition/Claim-decide")
 async def decide(inv: Invocation):
     note = inv.first("note")
     if not isinstance(note, str) or not note.strip():
         raise FHIRError.of(400, "required", "Le paramètre note (pourquoi) est requis", "Parameters.parameter.where(name='note')")
-    claims_settings = get_claims_settings()
     async with write_transaction(inv.engine) as conn:
         row = await ledger.by_claim(conn, inv.res_id)
         if row is None:
             raise FHIRError.of(404, "not-found", f"Claim/{inv.res_id} n'a pas été soumise à l'échange")
         agent = _agent(inv, row.fund_ref)
-        task = (await conn.execute(
-            select(claim_review_task).where(claim_review_task.c.ledger_id == row.id).with_for_update()
-        )).first()
-        if task is None or task.status == CLOSED or row.status != ledger.IN_REVIEW:
-            raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'attend pas de décision d'un agent (statut {row.status})")
-        claim_stored = await repository.current(conn, "Claim", row.claim_id)
-        claim = claim_stored.resource()
-        lines = _proposal_lines(task.proposal)
-        if not lines:  # a technical pend: every line needs the agent's decision
-            sheet, _ = read_care_sheet(claim, tz=claims_settings.timezone)
-            lines = {ln.sequence: LineDecision(ln.sequence, ln.system, ln.code, ln.service_date, ln.quantity,
-                                               ln.submitted, ZERO, ZERO, ZERO) for ln in sheet.lines}
-        notes: dict[int, str] = {}
-        for i, part in enumerate(inv.all("line")):
-            where = f"Parameters.parameter.where(name='line')[{i}]"
-            if not isinstance(part, dict):
-                raise FHIRError.of(400, "structure", "line est un paramètre à parties", where)
-            seq = _part(part, "sequence")
-            if seq not in lines:
-                raise FHIRError.of(422, "value", f"La feuille n'a pas de ligne n° {seq}", f"{where}.part.where(name='sequence')")
-            lines[seq], line_note = _apply_line(lines[seq], part, where)
-            notes[seq] = line_note or note
-        for seq in lines:
-            notes.setdefault(seq, note)
-        proposal = orjson.loads(task.proposal)
-        rules = rulesets().by_version(row.fund_code, proposal.get("ruleset_version", "")) if proposal.get("ruleset_version") else None
-        decision = Decision(sorted(lines.values(), key=lambda ln: ln.sequence),
-                            proposal.get("ruleset_version") or f"{row.fund_code.lower()}-agent",
-                            proposal.get("payee") or ("provider" if rules and row.care_setting in rules.tiers_payant else "insured"))
-        subscriptions = Subscriptions()
-        await subscriptions.refresh(conn)
-        ctx = Context(conn, inv.settings.base_url, inv.access)
-        prior = (await current_responses(ctx, [row.response_id])).get(row.response_id)
-        complementary = await _complementary_for(conn, row)
-        ok = await record_decision(ctx, row, claim, decision, now=now_us(), prior_response=prior, subscriptions=subscriptions,
-                                   decided_by=agent, notes=notes, complementary=complementary,
-                                   deadline_hours=claims_settings.deadline_hours)
-        if not ok:
-            raise FHIRError.of(409, "conflict", f"Claim/{inv.res_id} vient d'être décidée par ailleurs")
-        await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(resolution=note.strip()))
+        appeal = await appeals.open_appeal(conn, row.id)
+        if appeal is not None:
+            await _decide_appeal(inv, conn, row, appeal, agent, note.strip())
+        else:
+            await _decide_pended(inv, conn, row, agent, note)
         answer = await repository.current(conn, "ClaimResponse", row.response_id)
     return fhir_response(answer.content)
+
+
+async def _decide_pended(inv: Invocation, conn: AsyncConnection, row: ledger.LedgerRow, agent: str, note: str) -> None:
+    claims_settings = get_claims_settings()
+    task = (await conn.execute(
+        select(claim_review_task).where(claim_review_task.c.ledger_id == row.id).with_for_update()
+    )).first()
+    if task is None or task.status == CLOSED or row.status != ledger.IN_REVIEW:
+        raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'attend pas de décision d'un agent (statut {row.status})")
+    claim = (await repository.current(conn, "Claim", row.claim_id)).resource()
+    lines = _proposal_lines(task.proposal)
+    if not lines:  # a technical pend: every line needs the agent's decision
+        sheet, _ = read_care_sheet(claim, tz=claims_settings.timezone)
+        lines = {ln.sequence: LineDecision(ln.sequence, ln.system, ln.code, ln.service_date, ln.quantity,
+                                           ln.submitted, ZERO, ZERO, ZERO) for ln in sheet.lines}
+    notes = _agent_lines(inv, lines, note)
+    for seq in lines:
+        notes.setdefault(seq, note)
+    proposal = orjson.loads(task.proposal)
+    rules = rulesets().by_version(row.fund_code, proposal.get("ruleset_version", "")) if proposal.get("ruleset_version") else None
+    decision = Decision(sorted(lines.values(), key=lambda ln: ln.sequence),
+                        proposal.get("ruleset_version") or f"{row.fund_code.lower()}-agent",
+                        proposal.get("payee") or ("provider" if rules and row.care_setting in rules.tiers_payant else "insured"))
+    subscriptions = Subscriptions()
+    await subscriptions.refresh(conn)
+    ctx = Context(conn, inv.settings.base_url, inv.access)
+    prior = (await current_responses(ctx, [row.response_id])).get(row.response_id)
+    complementary = await _complementary_for(conn, row)
+    ok = await record_decision(ctx, row, claim, decision, now=now_us(), prior_response=prior, subscriptions=subscriptions,
+                               decided_by=agent, notes=notes, complementary=complementary,
+                               deadline_hours=claims_settings.deadline_hours)
+    if not ok:
+        raise FHIRError.of(409, "conflict", f"Claim/{inv.res_id} vient d'être décidée par ailleurs")
+    await supersede_on_decision(ctx, [row.id], subscriptions)  # a correction replaces its original now
+    await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(resolution=note.strip()))
+
+
+async def _decide_appeal(inv: Invocation, conn: AsyncConnection, row: ledger.LedgerRow, appeal, agent: str, note: str) -> None:
+    """The revised decision: lines not named keep the decision appealed against."""
+    row = (await ledger.by_ids(conn, [row.id], for_update=True))[row.id]
+    lines = await appeals.decided_lines(conn, row.id)
+    notes = _agent_lines(inv, lines, note, floor={seq: ln.benefit for seq, ln in lines.items()})
+    decision = Decision(sorted(lines.values(), key=lambda ln: ln.sequence),
+                        row.ruleset_version or f"{row.fund_code.lower()}-agent", row.payee or "insured")
+    ctx = Context(conn, inv.settings.base_url, inv.access)
+    await appeals.decide_appeal(ctx, row, appeal, decision, notes, agent=agent, resolution=note, now=now_us())
 
 
 async def _complementary_for(conn, row) -> list:

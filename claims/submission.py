@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from claims import ledger, queue
+from claims import corrections, ledger, queue
 from claims.adjudication.ruleset import rulesets
 from claims.caresheet import CareSheet, any_reference, require_valid
 from claims.clock import deadline, now_us
@@ -82,6 +82,7 @@ async def submit_claims(ctx: Context, items: list[tuple[dict, str | None]]) -> l
     await _check_references(ctx, _open(sheets))
     await _answer_resubmissions(ctx, _open(sheets))
     await _route(ctx, _open(sheets))
+    await corrections.check_corrections(ctx, _open(sheets))
     await _receive(ctx, _open(sheets), settings)
     for s in sheets:
         if isinstance(s.answer, _Repeat):
@@ -256,3 +257,4 @@ async def _receive(ctx: Context, sheets: list[_Sheet], settings) -> None:
     for s, response in zip(received, written[1::2]):
         s.answer = Result(201, response)
     await queue.enqueue_many(ctx.conn, [(ids[s.key], due) for s in received], now)
+    await corrections.withdraw_originals(ctx, [rows[ids[s.key]] for s in received], now)

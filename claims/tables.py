@@ -43,10 +43,10 @@ claim_ledger = Table(
     Column("service_date", String(10), nullable=False),  # earliest date of care on the sheet
     Column("fingerprint", String(64), nullable=False),  # hash of the lines: same key, other lines = conflict
     Column("parent_id", BigInteger, nullable=True),  # complementary row → the primary row
-    Column("related_claim_id", String(64), nullable=True),  # correction or appeal of this Claim
+    Column("related_claim_id", String(64), nullable=True),  # Claim.related.claim, as the sheet names it
     Column("received_at", BigInteger, nullable=False),
     Column("due_at", BigInteger, nullable=False),  # received + 48 h, extended only by allowed pauses
-    Column("status", String(12), nullable=False),  # queued | in-review | decided | paid
+    Column("status", String(12), nullable=False),  # queued | in-review | decided | paid | superseded
     Column("escalated_at", BigInteger, nullable=True),
     Column("decided_at", BigInteger, nullable=True),
     Column("decided_by", String(130), nullable=True),  # "system" or the agent's reference
@@ -59,12 +59,16 @@ claim_ledger = Table(
     Column("preauth_ref", String(40), nullable=True),
     Column("preauth_from", String(10), nullable=True),
     Column("preauth_until", String(10), nullable=True),
+    # A correction → the row it replaces (its original, or the original's complementary row for
+    # a complementary row).  Unique: a row is replaced at most once; corrections of corrections chain.
+    Column("corrects_id", BigInteger, nullable=True),
     UniqueConstraint("provider_inpe", "claim_identifier", "payer_rank", name="ux_claim_ledger_key"),
     UniqueConstraint("claim_id", "payer_rank", name="ux_claim_ledger_claim"),
     UniqueConstraint("preauth_ref", name="ux_claim_ledger_preauth"),
     Index("ix_claim_ledger_fund_received", "fund_code", "received_at"),
     Index("ix_claim_ledger_status_decided", "status", "decided_at"),
     Index("ix_claim_ledger_patient", "patient_id", "use"),
+    Index("ux_claim_ledger_corrects", "corrects_id", unique=True),
 )
 
 # The durable queue: a job is taken by leasing it (locked_by/locked_until) and done by being
@@ -175,4 +179,39 @@ claim_outbox = Table(
     Index("ix_claim_outbox_subscription", "subscription_id", "id"),
 )
 
-CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox)
+# Appeals (recours) against a decision: each one is an agent's review task with its own
+# deadline, then the revised decision.  ``open_ledger_id`` is the claim's ledger id while the
+# appeal is open and NULL once closed: unique, so a claim has at most one open appeal.  An
+# increase decided on a claim already paid is paid through the daily payment run, once
+# (``paid_on`` is set in that run's transaction).
+claim_appeal = Table(
+    "claim_appeal",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("ledger_id", BigInteger, ForeignKey("claim_ledger.id"), nullable=False),
+    Column("open_ledger_id", BigInteger, nullable=True),
+    Column("fund_code", String(32), nullable=False),
+    Column("party", String(10), nullable=False),  # whose appeal: provider | patient
+    Column("appellant", String(130), nullable=False),  # who filed it (the party, or an agent for them)
+    Column("reason", Text, nullable=False),
+    Column("lines", String(255), nullable=True),  # contested line numbers, space-separated (none: all)
+    Column("documents", LargeBinary, nullable=True),  # JSON list of Attachments / References
+    Column("contested", String(200), nullable=False),  # ClaimResponse/<id>/_history/<v> appealed against
+    Column("status", String(12), nullable=False),  # open | closed
+    Column("received_at", BigInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("closed_by", String(130), nullable=True),
+    Column("resolution", Text, nullable=True),  # the agent's why
+    Column("before_cents", BigInteger, nullable=False),  # benefit decided before the appeal
+    Column("after_cents", BigInteger, nullable=True),
+    Column("payable_cents", BigInteger, nullable=False, default=0),  # the increase paid on its own (claim already paid)
+    Column("paid_on", String(10), nullable=True),
+    Column("reconciliation_id", String(64), nullable=True),
+    Column("notice_id", String(64), nullable=True),
+    Index("ux_claim_appeal_open", "open_ledger_id", unique=True),
+    Index("ix_claim_appeal_ledger", "ledger_id"),
+    Index("ix_claim_appeal_queue", "fund_code", "status", "due_at"),
+)
+
+CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal)

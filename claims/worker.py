@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import traceback
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
@@ -37,17 +38,19 @@ from claims.adjudication.facts import load_facts
 from claims.adjudication.model import Decision, LineDecision, PriorLine
 from claims.adjudication.ruleset import Rulesets, rulesets
 from claims.clock import HOUR_US, now_us
+from claims.corrections import supersede_on_decision
 from claims.coverage import coverage_facts, payor_refs
 from claims.ledger import LedgerRow
 from claims.lookups import resources_by_id
 from claims.money import from_cents
 from claims.notify import Subscriptions, deliver_due
 from claims.ports import reference_for
-from claims.recording import ToRecord, current_responses, record_decisions, record_pend
+from claims.recording import ToRecord, current_responses, record_decisions, record_pends
 from claims.review import resume_expired_pauses
 from claims.settings import ClaimsSettings, get_claims_settings
 from claims.tables import claim_decision_line, claim_ledger, claim_review_task
 from ehr.interactions.context import Context
+from ehr.security.audit_sealer import seal_pending
 from ehr.settings import get_settings
 from ehr.store.db import create_engine, write_transaction
 
@@ -107,6 +110,7 @@ class Worker:
             claims = await resources_by_id(conn, [("Claim", r.claim_id) for r in open_rows])
             await self._decide_primary(ctx, primary, claims, priors, now)
             await self._decide_complementary(ctx, complementary, claims, priors, now)
+            await supersede_on_decision(ctx, [r.id for r in open_rows], self.subscriptions)  # corrections decided here
             await ctx.flush()
             await queue.finish(conn, [j.id for j in mine])
         return len(mine)
@@ -126,7 +130,11 @@ class Worker:
             return
         tz = self.settings.timezone
         facts = await load_facts(ctx.conn, rows, await reference_for(ctx.conn), self.rulesets, tz)
+        by_patient: dict[str, list] = defaultdict(list)
+        for f in facts.values():
+            by_patient[f.sheet.patient_id].append(f)
         decided: list[ToRecord] = []
+        pended: list[ToRecord] = []
         for row in sorted(rows, key=lambda r: (r.due_at, r.id)):
             f = facts[row.id]
             rules = self.rulesets.version(row.fund_code, f.sheet.service_date)
@@ -136,15 +144,16 @@ class Worker:
             else:
                 decision = adjudicate(f, rules)
             if decision.pend is not None:
-                await record_pend(ctx, row, claim, decision, now=now, prior_response=priors.get(row.response_id))
+                pended.append(ToRecord(row, claim, decision, priors.get(row.response_id)))
                 continue
             decided.append(ToRecord(row, claim, decision, priors.get(row.response_id), complementary=f.complementary))
             if row.use != "claim":
                 continue
             # Later claims of the batch see this one's lines (duplicates, limits, ceilings).
-            for other in facts.values():
-                if other.sheet.patient_id == row.patient_id and other.ledger_id != row.id:
+            for other in by_patient[row.patient_id]:
+                if other.ledger_id != row.id:
                     other.prior_lines.extend(_as_prior(row, decision))
+        await record_pends(ctx, pended, now=now)
         await record_decisions(ctx, decided, now=now, subscriptions=self.subscriptions,
                                deadline_hours=self.settings.deadline_hours)
 
@@ -233,6 +242,7 @@ class Worker:
                 done = await self.run_once()
                 sent = await deliver_due(self.engine, self.settings, http) if deliver else 0
                 if not done and not sent:
+                    await seal_pending(self.engine)  # the audit trail is chained even with no API server up
                     try:
                         await asyncio.wait_for(stop.wait(), self.settings.idle_sleep_seconds)
                     except asyncio.TimeoutError:

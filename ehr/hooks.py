@@ -13,7 +13,9 @@ from typing import Awaitable, Callable
 from ehr.interactions.context import Context, Result
 from ehr.outcome import FHIRError
 
-SubmissionHandler = Callable[[Context, dict], Awaitable[Result]]
+# (context, resource, id): the id is the one the server already assigned (a transaction's
+# entry others reference by its fullUrl), else None and the handler assigns one.
+SubmissionHandler = Callable[[Context, dict, str | None], Awaitable[Result]]
 # Many submissions at once, one answer each (a Result or the FHIRError refusing that one).
 BulkSubmissionHandler = Callable[[Context, list[tuple[dict, str | None]]], Awaitable[list[Result | FHIRError]]]
 WriteValidator = Callable[[Context, dict], Awaitable[None]]

@@ -12,7 +12,7 @@ from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims.adjudication.model import (
@@ -27,7 +27,7 @@ from claims.adjudication.ruleset import Rulesets
 from claims.caresheet import local_reference_id, read_care_sheet
 from claims.clock import local_date
 from claims.coverage import coverage_facts, payor_refs, route
-from claims.ledger import LedgerRow
+from claims.ledger import SUPERSEDED, LedgerRow
 from claims.lookups import identifier_value, patient_records, providers_by_inpe, resources_by_id
 from claims.money import from_cents
 from claims.ports import Reference
@@ -119,6 +119,11 @@ async def load_facts(
     prices = await _prices(conn, rows, sheets, reference)
     conditions = await reference.conditions.catalog(conn, earliest)
 
+    pharmacy = {  # read once per patient, shared by the patient's claims of the batch
+        pid: ([_dispense(x) for x in recs if x["resourceType"] == "MedicationDispense"],
+              {x["id"]: _prescription(x) for x in recs if x["resourceType"] == "MedicationRequest"})
+        for pid, recs in records.items()
+    }
     out = {}
     for r in rows:
         sheet = sheets[r.id]
@@ -141,8 +146,8 @@ async def load_facts(
             exemptions=cov.exemptions if cov else (),
             prior_lines=[p for p in prior.get(r.patient_id, []) if p.ledger_id != r.id],
             preauthorizations=preauths,
-            dispenses=[_dispense(x) for x in recs if x["resourceType"] == "MedicationDispense"],
-            prescriptions={x["id"]: _prescription(x) for x in recs if x["resourceType"] == "MedicationRequest"},
+            dispenses=pharmacy[r.patient_id][0],
+            prescriptions=pharmacy[r.patient_id][1],
             conditions=conditions,
             complementary=complementary,
         )
@@ -159,11 +164,15 @@ def _longest_window(rulesets: Rulesets, fund_code: str) -> int:
 
 async def _prior_lines(conn: AsyncConnection, patient_ids: set[str], since: date) -> dict[str, list[PriorLine]]:
     t, led = claim_decision_line, claim_ledger
-    # Care actually billed (not what pre-authorisations granted ahead of it).
+    replacement = claim_ledger.alias("replacement")
+    # Care actually billed (not what pre-authorisations granted ahead of it), once (the AMO's
+    # lines: a complementary insurer's repeat the same acts), and not replaced: the lines of a
+    # sheet a correction replaces (received or decided) are history no more.
     rows = await conn.execute(
         select(t.c.patient_id, t.c.ledger_id, t.c.provider_inpe, t.c.code, t.c.service_date, t.c.benefit_cents, t.c.fund_code)
         .select_from(t.join(led, led.c.id == t.c.ledger_id))
-        .where(t.c.patient_id.in_(sorted(patient_ids)), t.c.service_date >= since.isoformat(), led.c.use == "claim")
+        .where(t.c.patient_id.in_(sorted(patient_ids)), t.c.service_date >= since.isoformat(), led.c.use == "claim",
+               led.c.payer_rank == 1, led.c.status != SUPERSEDED, ~exists().where(replacement.c.corrects_id == led.c.id))
     )
     out: dict[str, list[PriorLine]] = defaultdict(list)
     for pid, lid, inpe, code, day, benefit, fund in rows:

@@ -96,6 +96,8 @@ class RulesetVersion(_Model):
     frequency_limits: tuple[FrequencyLimit, ...] = ()
     ceilings: tuple[Ceiling, ...] = ()
     review: ReviewRules = ReviewRules()
+    # How long after its decision a claim may be appealed (recours), in days (0: no appeal).
+    appeal_window_days: int = Field(default=60, ge=0)
     complementary: Complementary | None = None
 
     @model_validator(mode="after")

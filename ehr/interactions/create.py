@@ -24,12 +24,15 @@ async def create(
 
 
 async def submit_or_create(ctx: Context, res_type: str, res: dict, *, if_none_exist: str | None = None, res_id: str | None = None) -> Result:
-    """A type with a business submission (a care sheet) goes to its handler; others are created."""
+    """A type with a business submission (a care sheet) goes to its handler; others are created.
+
+    ``res_id`` (an id the server assigned earlier) goes to the handler too: a transaction's other
+    entries were rewritten to reference the resource under that id."""
     from ehr.hooks import submission_handlers
 
     handler = submission_handlers.get(res_type)
     if handler is not None:
         ctx.require(res_type, "c")
         ctx.check_write(res_type, res_id, res)
-        return await handler(ctx, res)
+        return await handler(ctx, res, res_id)
     return await create(ctx, res_type, res, if_none_exist=if_none_exist, res_id=res_id)
