@@ -116,12 +116,13 @@ async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: 
     return stored
 
 
-async def store_many(ctx: Context, items: list) -> list[Stored]:
-    """``store`` for many versions (``repository.NewVersion``) in a fixed number of statements."""
+async def store_many(ctx: Context, items: list, *, validated: bool = False) -> list[Stored]:
+    """``store`` for many versions (``repository.NewVersion``) in a fixed number of statements
+    (``validated``: the caller ran the write validators on each already)."""
     from ehr.hooks import validate_write
     from ehr.store import repository
 
-    for item in items:
+    for item in items if not validated else ():
         await validate_write(ctx, item.res)
     pending = ctx.pending_index if ctx.pending_index is not None else []
     written = await repository.write_many(ctx.conn, items, index_later=pending)

@@ -21,6 +21,7 @@ from ehr.interactions import create, delete, history, patch, read, update
 from ehr.interactions.context import Context, Guard, Result
 from ehr.interactions.preconditions import new_id, single_match
 from ehr.interactions.urls import Target, parse_target
+from ehr.interactions.write_together import plain, write_together
 from ehr.outcome import FHIRError, Issue, operation_outcome
 from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
@@ -274,7 +275,17 @@ async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> 
                 if e.resource is not None:
                     _rewrite(e.resource, ids)
         entry_of: dict[int, Entry] = {}
-        for e in sorted(entries, key=lambda x: _ORDER[x.method]):
+        together = plain(entries)
+        grouped = {id(e) for e, _ in together}
+        alone = [e for e in entries if id(e) not in grouped]
+        for e in sorted(alone, key=lambda x: _ORDER[x.method]) + [None]:
+            if together and (e is None or _ORDER[e.method] >= _ORDER["POST"]):
+                # After the deletes, before every other write: what the rest refers to is there.
+                await write_together(ctx, together, _prefix)
+                entry_of.update({t.result.stored.rid: t for t, _ in together})
+                together = []
+            if e is None:
+                break
             before = len(ctx.written)
             try:
                 e.result = await _run(ctx, e, opts)
