@@ -8,12 +8,15 @@ consultations, lab work, pharmacy sheets (a renewed prescription and its dispens
 stays after their pre-authorisation, and about 5 % needing an agent (high amounts, a missing
 discharge summary).  Deterministic for a seed and a day; with ``decide=True`` the worker then
 decides them, so the demo shows answers, an SLA report and payments.
+
+``SheetGenerator`` is the one generator of care sheets: the benchmark's day and week spools
+(``bench/claims_day.py``) draw from it too, over the world ``claims_world`` reads.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -35,7 +38,11 @@ from ehr.store import repository
 from ehr.store.db import read_connection, write_transaction
 from ehr.store.schema import resource
 
-_KINDS = (("gp", 45), ("specialist", 18), ("lab", 10), ("pharmacy", 20), ("hospital", 4), ("review", 3))
+# Per 100 sheets; with the stays that follow the hospital pre-authorisations, about 5 % need an
+# agent: the "review" sheets (amounts above the funds' threshold) and the stays sent without
+# their discharge summary.
+KINDS = (("gp", 43), ("specialist", 18), ("lab", 10), ("pharmacy", 20), ("hospital", 5), ("review", 4))
+STAY_WITHOUT_DISCHARGE = 0.25
 _ACUTE_MEDICINES = ("N02BE01", "J01CA04", "R06AX13")
 # (act code, price asked): NFS, fasting glucose, HbA1c, CRP, creatinine
 _LAB_TESTS = (("B1001", 44.0), ("B1011", 11.0), ("B1013", 66.0), ("B1035", 44.0), ("B1016", 11.0))
@@ -55,7 +62,7 @@ class DaySummary:
 
 
 @dataclass
-class _Population:
+class Population:
     patients: list[str]
     coverage: dict[str, dict]  # patient id -> AMO Coverage (order 1)
     ald: dict[str, list[str]]  # patient id -> ICD-10 codes of active ALD conditions
@@ -69,7 +76,7 @@ def _ident(res: dict, system: str) -> str | None:
     return next((i.get("value") for i in res.get("identifier") or [] if i.get("system") == system), None)
 
 
-async def _population(engine: AsyncEngine) -> _Population:
+async def read_population(engine: AsyncEngine) -> Population:
     """The demo world, read type by type (a handful of queries, not one per patient)."""
     async with read_connection(engine) as conn:
         def rows(t):
@@ -105,10 +112,10 @@ async def _population(engine: AsyncEngine) -> _Population:
                 organizations.setdefault(kinds[0], []).append((org["id"], inpe))
             if fund := _ident(org, "https://fhir.sijill.ma/sid/fund"):
                 funds[fund.upper()] = org["id"]
-    return _Population(sorted(patients), coverage, ald, active_rx, sorted(doctors), organizations, funds)
+    return Population(sorted(patients), coverage, ald, active_rx, sorted(doctors), organizations, funds)
 
 
-async def _grant_exemptions(engine: AsyncEngine, world: _Population, base_url: str, summary: DaySummary,
+async def _grant_exemptions(engine: AsyncEngine, world: Population, base_url: str, summary: DaySummary,
                             ref: Reference, day: date) -> None:
     """The funds' ALD decisions: an exception on the AMO Coverage per recognised condition."""
     async with write_transaction(engine) as conn:
@@ -185,82 +192,167 @@ def _sheet(number: str, kind: str, patient: str, coverage: str, provider: tuple[
     return res
 
 
-class _Generator:
-    def __init__(self, world: _Population, day: date, seed: int, packs: dict[str, list[Pack]]) -> None:
-        self.world, self.day = world, day
-        self.packs = packs  # ATC substance -> reimbursable packs the pharmacy can hand over
-        self.rng = random.Random(f"claims-day:{seed}:{day.isoformat()}")
+@dataclass
+class World:
+    """What the generator draws from: the population and the packs pharmacies hand over."""
+
+    population: Population
+    packs: dict[str, list[Pack]]  # ATC substance -> reimbursable packs
+
+
+async def claims_world(engine: AsyncEngine, base_url: str, day: date, summary: DaySummary | None = None) -> World | None:
+    """The loaded demo world, with the funds' ALD exemptions granted and every patient covered
+    (idempotent); None when no patient or doctor is loaded."""
+    population = await read_population(engine)
+    if not population.doctors or not population.patients:
+        return None
+    async with read_connection(engine) as conn:
+        ref = await reference_for(conn)
+        substances = {c["code"] for rxs in population.active_rx.values() for mr in rxs
+                      for c in mr["medicationCodeableConcept"]["coding"] if c.get("system") == ATC} | set(_ACUTE_MEDICINES)
+        packs = await ref.medicines.packs_for_atc(conn, substances, day)
+    await _grant_exemptions(engine, population, base_url, summary or DaySummary(day), ref, day)
+    return World(population, packs)
+
+
+@dataclass
+class Sheet:
+    kind: str
+    claim: dict
+    first: list[dict]  # what the provider records before the sheet (prescription, dispense), with ids
+    stay: dict | None = None  # after a pre-authorisation: the stay's sheet, to send with the granted number
+
+    @property
+    def care_date(self) -> str:
+        return self.claim["item"][0]["servicedDate"]
+
+
+def granted(stay: dict, preauth_ref: str) -> dict:
+    """The stay's sheet citing the fund's pre-authorisation number (a copy)."""
+    out = orjson.loads(orjson.dumps(stay))
+    out["insurance"][0]["preAuthRef"] = [preauth_ref]
+    return out
+
+
+class SheetGenerator:
+    """Care sheets for one day of submissions, deterministic for (world, day, seed, label).
+
+    Each sheet is for a distinct (patient, date of care) while there are enough of them: the
+    date of care is the day itself or, with ``care_days`` > 1, one of the days before (sheets
+    reach the funds up to weeks after the care), so a large day over a small population does
+    not turn into the same patient seeing two doctors for the same act on the same date.
+    ``label`` keeps the sheet numbers of several generators of one day apart.
+    """
+
+    def __init__(self, world: World, day: date, seed: int, *, label: str = "", care_days: int = 1) -> None:
+        self.population, self.day, self.label = world.population, day, label
+        self.packs = world.packs
+        self.rng = random.Random(f"claims-day:{seed}:{label}{day.isoformat()}")
         self.n = 0
-        self.insured = [p for p in world.patients if p in world.coverage]
+        self.insured = [p for p in self.population.patients if p in self.population.coverage]
+        self.care_days = max(1, care_days)
+        self._visits: list[int] = []
 
     def number(self, prefix: str = "FSE") -> str:
         self.n += 1
-        return f"{prefix}-{self.day:%Y%m%d}-{self.n:06d}"
+        return f"{prefix}-{self.label}{self.day:%Y%m%d}-{self.n:06d}"
 
     def pick_kind(self) -> str:
-        return self.rng.choices([k for k, _ in _KINDS], weights=[w for _, w in _KINDS])[0]
+        return self.rng.choices([k for k, _ in KINDS], weights=[w for _, w in KINDS])[0]
 
     def org(self, *kinds: str) -> tuple[str, str, str] | None:
-        options = [o for k in kinds for o in self.world.organizations.get(k, [])]
+        options = [o for k in kinds for o in self.population.organizations.get(k, [])]
         if not options:
             return None
         oid, inpe = options[self.rng.randrange(len(options))]
         return ("Organization", oid, inpe)
 
     def doctor(self) -> tuple[str, str, str]:
-        pid, inpe = self.world.doctors[self.rng.randrange(len(self.world.doctors))]
+        pid, inpe = self.population.doctors[self.rng.randrange(len(self.population.doctors))]
         return ("Practitioner", pid, inpe)
 
-    def sheet(self, kind: str) -> tuple[str, dict, list[dict]]:
-        """(kind, Claim, resources to write first) for one random insured patient."""
-        rng, on = self.rng, self.day
-        pid = self.insured[rng.randrange(len(self.insured))]
-        cov = self.world.coverage[pid]["id"]
-        alds = self.world.ald.get(pid, [])
+    def visit(self) -> tuple[str, date]:
+        """The next (patient, date of care), without repeats until every pair was drawn."""
+        if not self._visits:
+            self._visits = list(range(len(self.insured) * self.care_days))
+            self.rng.shuffle(self._visits)
+        pair = self._visits.pop()
+        return self.insured[pair // self.care_days], self.day - timedelta(days=pair % self.care_days)
+
+    def sheet(self, kind: str) -> Sheet:
+        """One care sheet of ``kind`` for the next visit."""
+        rng = self.rng
+        pid, on = self.visit()
+        cov = self.population.coverage[pid]["id"]
+        alds = self.population.ald.get(pid, [])
         if kind == "gp":
-            return kind, _sheet(self.number(), "professional", pid, cov, self.doctor(),
-                                [_line("C", rng.choice((80, 100, 120, 150)), on)], on), []
+            return Sheet(kind, _sheet(self.number(), "professional", pid, cov, self.doctor(),
+                                      [_line("C", rng.choice((80, 100, 120, 150)), on)], on), [])
         if kind == "specialist":
             extra, diag = {}, None
             if alds:
                 extra["diagnosis"] = [{"sequence": 1, "diagnosisCodeableConcept": {"coding": [{"system": ICD10, "code": alds[0]}]}}]
                 diag = [1]
-            return kind, _sheet(self.number(), "professional", pid, cov, self.doctor(),
-                                [_line("CS", rng.choice((150, 200, 250, 300)), on, diagnosis=diag)], on, **extra), []
+            return Sheet(kind, _sheet(self.number(), "professional", pid, cov, self.doctor(),
+                                      [_line("CS", rng.choice((150, 200, 250, 300)), on, diagnosis=diag)], on, **extra), [])
         if kind == "lab":
             lab = self.org("laboratoire") or self.doctor()
             tests = rng.sample(_LAB_TESTS, rng.randrange(1, 4))
-            return kind, _sheet(self.number(), "professional", pid, cov, lab, [_line(c, p, on) for c, p in tests], on), []
+            return Sheet(kind, _sheet(self.number(), "professional", pid, cov, lab, [_line(c, p, on) for c, p in tests], on), [])
         if kind == "pharmacy":
-            return self._pharmacy(pid, cov)
+            return self._pharmacy(pid, cov, on)
         if kind == "review":  # joint replacements: above every fund's review threshold
-            return kind, _sheet(self.number(), "professional", pid, cov, self.doctor(),
-                                [_line("KC3053", 6300, on), _line("KC3054", 6300, on)], on), []
+            return Sheet(kind, _sheet(self.number(), "professional", pid, cov, self.doctor(),
+                                      [_line("KC3053", 6300, on), _line("KC3054", 6300, on)], on), [])
         hospital = self.org("chu", "chr", "chp", "clinique")
         if hospital is None:
-            return "gp", _sheet(self.number(), "professional", pid, cov, self.doctor(), [_line("C", 80, on)], on), []
+            return self._fallback(pid, cov, on)
         days = rng.randrange(1, 5)
-        return kind, _sheet(self.number("PA"), "institutional", pid, cov, hospital, [_line("FH6001", 550, on, quantity=days)],
-                            on, use="preauthorization"), []
+        request = _sheet(self.number("PA"), "institutional", pid, cov, hospital, [_line("FH6001", 550, on, quantity=days)],
+                         on, use="preauthorization")
+        stay = orjson.loads(orjson.dumps(request))
+        stay["use"] = "claim"
+        stay["identifier"] = [{"system": CLAIM_NUMBER, "value": self.number()}]
+        if rng.random() >= STAY_WITHOUT_DISCHARGE:  # the others reach an agent: document missing
+            stay["supportingInfo"] = [{"sequence": 1, "category": {"coding": [{"system": CLAIM_INFO_CATEGORY, "code": "discharge"}]}}]
+        return Sheet(kind, request, [], stay)
 
-    def _pharmacy(self, pid: str, cov: str) -> tuple[str, dict, list[dict]]:
-        """A renewal: today's prescription of a medicine the patient takes, and its dispense."""
-        rng, on = self.rng, self.day
+    def eligibility(self, sheet: Sheet) -> dict:
+        """The rights check the provider runs before the care of ``sheet``."""
+        claim = sheet.claim
+        cov = self.population.coverage[claim["patient"]["reference"].split("/", 1)[1]]
+        request = {
+            "resourceType": "CoverageEligibilityRequest", "status": "active", "purpose": ["validation", "benefits"],
+            "patient": claim["patient"], "created": sheet.care_date, "servicedDate": sheet.care_date,
+            "provider": {"reference": claim["provider"]["reference"]},
+            "insurance": [{"focal": True, "coverage": {"reference": f"Coverage/{cov['id']}"}}],
+        }
+        if cov.get("payor"):
+            request["insurer"] = {"reference": cov["payor"][0]["reference"]}
+        return request
+
+    def _fallback(self, pid: str, cov: str, on: date) -> Sheet:
+        return Sheet("gp", _sheet(self.number(), "professional", pid, cov, self.doctor(), [_line("C", 80, on)], on), [])
+
+    def _pharmacy(self, pid: str, cov: str, on: date) -> Sheet:
+        """A renewal: the prescription of a medicine the patient takes, and its dispense."""
+        rng = self.rng
         pharmacy = self.org("pharmacie")
         if pharmacy is None:
-            return "gp", _sheet(self.number(), "professional", pid, cov, self.doctor(), [_line("C", 80, on)], on), []
-        past = [c["code"] for mr in self.world.active_rx.get(pid, []) for c in mr["medicationCodeableConcept"]["coding"]
+            return self._fallback(pid, cov, on)
+        past = [c["code"] for mr in self.population.active_rx.get(pid, []) for c in mr["medicationCodeableConcept"]["coding"]
                 if c.get("system") == ATC and c.get("code") in self.packs]
         acute = rng.choice(_ACUTE_MEDICINES)  # drawn always: the day's draws never depend on the store
         codes = sorted(set(past))[:2] or ([acute] if acute in self.packs else [])
         if not codes:
-            return "gp", _sheet(self.number(), "professional", pid, cov, self.doctor(), [_line("C", 80, on)], on), []
+            return self._fallback(pid, cov, on)
         doctor = self.doctor()
         when = datetime.combine(on, time(10, rng.randrange(60)), tzinfo=ZoneInfo("Africa/Casablanca")).isoformat()
         first, items = [], []
         rx_number = self.number("ORD")
         for n, code in enumerate(codes, 1):
-            mr_id, md_id = new_id(), new_id()
+            # Ids from the prescription number: the same day generated twice writes the same resources.
+            mr_id, md_id = f"{rx_number.lower()}-{n}", f"{rx_number.lower()}-{n}-d"
             pack = self.packs[code][rng.randrange(len(self.packs[code]))]
             substance = {"coding": [{"system": ATC, "code": code}]}
             handed = {"coding": [{"system": MEDICINE, "code": pack.code}, {"system": ATC, "code": code}]}
@@ -274,7 +366,7 @@ class _Generator:
                           "performer": [{"actor": {"reference": f"Organization/{pharmacy[1]}"}}],
                           "quantity": {"value": 1}, "whenHandedOver": when})
             items.append(_line(pack.code, float(pack.ppv), on, system=MEDICINE))
-        return "pharmacy", _sheet(self.number(), "pharmacy", pid, cov, pharmacy, items, on), first
+        return Sheet("pharmacy", _sheet(self.number(), "pharmacy", pid, cov, pharmacy, items, on), first)
 
 
 async def _submit(engine: AsyncEngine, base_url: str, claim: dict, first: list[dict]) -> bool:
@@ -282,7 +374,10 @@ async def _submit(engine: AsyncEngine, base_url: str, claim: dict, first: list[d
         async with write_transaction(engine) as conn:
             ctx = Context(conn, base_url)
             for res in first:
-                await store(ctx, res["resourceType"], res.pop("id"), res, method="POST", prior=None)
+                res = dict(res)
+                res_id = res.pop("id")
+                if await repository.current(conn, res["resourceType"], res_id) is None:  # a rerun of the same day
+                    await store(ctx, res["resourceType"], res_id, res, method="POST", prior=None)
             await submit_or_create(ctx, "Claim", claim)
         return True
     except FHIRError:
@@ -298,48 +393,36 @@ async def load_claims_day(
 
     day = day or today(get_claims_settings().timezone)
     summary = DaySummary(day)
-    world = await _population(engine)
-    if not world.doctors or not world.patients:
+    world = await claims_world(engine, settings.base_url, day, summary)
+    if world is None:
         return summary
-    async with read_connection(engine) as conn:
-        ref = await reference_for(conn)
-        substances = {c["code"] for rxs in world.active_rx.values() for mr in rxs
-                      for c in mr["medicationCodeableConcept"]["coding"] if c.get("system") == ATC} | set(_ACUTE_MEDICINES)
-        packs = await ref.medicines.packs_for_atc(conn, substances, day)
-    await _grant_exemptions(engine, world, settings.base_url, summary, ref, day)
-    gen = _Generator(world, day, seed, packs)
+    gen = SheetGenerator(world, day, seed)
     if not gen.insured:
         return summary
     count = sheets if sheets is not None else max(10, len(gen.insured) // 4)
-    stays: list[dict] = []
+    stays: list[Sheet] = []
     for _ in range(count):
-        kind, claim, first = gen.sheet(gen.pick_kind())
-        ok = await _submit(engine, settings.base_url, claim, first)
+        sheet = gen.sheet(gen.pick_kind())
+        ok = await _submit(engine, settings.base_url, sheet.claim, sheet.first)
         summary.submitted += ok
         summary.refused += not ok
-        summary.by_kind[kind] = summary.by_kind.get(kind, 0) + ok
-        if ok and kind == "hospital":
-            stays.append(claim)
+        summary.by_kind[sheet.kind] = summary.by_kind.get(sheet.kind, 0) + ok
+        if ok and sheet.stay is not None:
+            stays.append(sheet)
     worker = Worker(engine, base_url=settings.base_url, name="demo")
     if decide or stays:
         while await worker.run_once():
             pass
     # The stays themselves, now that their pre-authorisations are decided.
-    for request in stays:
+    for sheet in stays:
+        request = sheet.claim
         async with read_connection(engine) as conn:
             row = await ledger.by_key(conn, request["provider"]["identifier"]["value"], request["identifier"][0]["value"])
-        found = row.preauth_ref if row else None
-        if not found:
+        if not (row and row.preauth_ref):
             continue
-        stay = orjson.loads(orjson.dumps(request))
-        stay.pop("id", None)
-        stay.pop("meta", None)
-        stay["use"] = "claim"
-        stay["identifier"] = [{"system": CLAIM_NUMBER, "value": gen.number()}]
-        stay["insurance"][0]["preAuthRef"] = [found]
-        stay["supportingInfo"] = [{"sequence": 1, "category": {"coding": [{"system": CLAIM_INFO_CATEGORY, "code": "discharge"}]}}]
-        ok = await _submit(engine, settings.base_url, stay, [])
+        ok = await _submit(engine, settings.base_url, granted(sheet.stay, row.preauth_ref), [])
         summary.submitted += ok
+        summary.refused += not ok
         summary.by_kind["hospital-stay"] = summary.by_kind.get("hospital-stay", 0) + ok
     if decide:
         while await worker.run_once():

@@ -1,5 +1,6 @@
 """Tunables of the care-sheet exchange: the ``claims_*`` fields of the one settings class
 (environment ``SIJILL_CLAIMS_…``), seen here without their prefix."""
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +22,9 @@ class ClaimsSettings(BaseModel):
     notify_backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
     notify_timeout_seconds: float = Field(default=5.0, gt=0)
     timezone: str = "Africa/Casablanca"
+    clock_speedup: float = Field(default=1.0, ge=1.0)  # benchmarks only: see claims/clock.py
+    clock_start: datetime | None = None
+    clock_origin: datetime | None = None
 
 
 @lru_cache

@@ -4,6 +4,7 @@ One class for the whole server: storage, HTTP, and the security layer (tokens, a
 hardening, audit).  Secrets (the dev issuer's private key, system clients' secrets) come only
 from the environment or from the key file the dev issuer generates under ``data_dir``.
 """
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -80,6 +81,9 @@ class Settings(BaseSettings):
 
     # --- audit ----------------------------------------------------------------------------
     audit_retention_days: int = Field(default=3650, ge=1)
+    # Requests put their events in the audit inbox; each server process seals the inbox into the
+    # hash chain this often (AuditEvent searches seal first, so they never miss an event).
+    audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
 
     # --- care-sheet exchange (claims/) ------------------------------------------------------
     # Every claim is decided within this many hours of its receipt.
@@ -100,6 +104,11 @@ class Settings(BaseSettings):
     claims_notify_timeout_seconds: float = Field(default=5.0, gt=0)
     # Business day boundaries (SLA report, daily payments) are Moroccan days.
     claims_timezone: str = "Africa/Casablanca"
+    # Benchmarks only (bench/claims_replay.py): the claims clock reads claims_clock_start at the
+    # real instant claims_clock_origin and runs claims_clock_speedup times faster (claims/clock.py).
+    claims_clock_speedup: float = Field(default=1.0, ge=1.0)
+    claims_clock_start: datetime | None = None
+    claims_clock_origin: datetime | None = None
 
     @field_validator("rate_limit", "rate_limit_anonymous")
     @classmethod
