@@ -33,6 +33,19 @@ def submission(res_type: str) -> Callable[[SubmissionHandler], SubmissionHandler
     return register
 
 
+def refuse_rewrite(res_type: str) -> None:
+    """What callers submit through a handler has a business life of its own (a care sheet has a
+    ledger row, a clock, a decision): they may not rewrite or delete it in place; a correction is
+    a new submission that refers to the original."""
+    if res_type in submission_handlers:
+        raise FHIRError.of(
+            405, "not-supported",
+            f"Un {res_type} soumis ne se modifie ni ne se supprime : envoyez-le par POST /{res_type} (ou $submit) ; "
+            "une correction est une nouvelle feuille qui référence l'originale (Claim.related)",
+            res_type,
+        )
+
+
 def bulk_submission(res_type: str) -> Callable[[BulkSubmissionHandler], BulkSubmissionHandler]:
     """The handler a batch Bundle's POST entries of ``res_type`` go to together, in one transaction."""
     def register(handler: BulkSubmissionHandler) -> BulkSubmissionHandler:

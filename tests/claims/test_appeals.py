@@ -305,3 +305,23 @@ async def test_submit_operation_runs_with_the_callers_rights(secure_app):
         assert (await counter.get(f"/Claim/{claim_id}")).status_code == 200
         provenance = (await counter.get("/Provenance", params={"target": f"Claim/{claim_id}"})).json()
         assert provenance["entry"][0]["resource"]["agent"][0]["onBehalfOf"]["reference"] == "Patient/pa"
+
+
+async def test_a_submitted_sheet_is_never_rewritten_in_place(secure_app):
+    """A provider who PUTs or PATCHes a care sheet would leave it without a decision (or its
+    decision without its sheet): 405, whatever the sheet; a correction is a new sheet."""
+    callers = await _seed(secure_app)
+    claim_id = await _decided_claim(secure_app, callers, DOCTOR, 1)
+    async with callers.client(DOCTOR) as doctor:
+        current = (await doctor.get(f"/Claim/{claim_id}")).json()
+        for resp in (
+            await doctor.put(f"/Claim/{claim_id}", json=current),
+            await doctor.put("/Claim/brand-new", json={**_sheet(2), "id": "brand-new"}),
+            await doctor.patch(f"/Claim/{claim_id}", json=[{"op": "replace", "path": "/status", "value": "cancelled"}],
+                               headers={"Content-Type": "application/json-patch+json"}),
+        ):
+            assert resp.status_code == 405, resp.text
+            assert resp.json()["issue"][0]["code"] == "not-supported"
+        assert (await doctor.delete(f"/Claim/{claim_id}")).status_code == 403  # no role deletes a sheet anyway
+        assert (await doctor.get(f"/Claim/{claim_id}")).json()["meta"]["versionId"] == current["meta"]["versionId"]
+        assert (await doctor.get("/Claim/brand-new")).status_code == 404
