@@ -23,9 +23,10 @@ from claims.ports import LongTermCondition, reference_for
 from claims.settings import get_claims_settings
 from claims.uris import ALD, REGIME, SD, SUBSCRIBER_RELATIONSHIP
 from ehr.hooks import submission
-from ehr.interactions.context import Context, Result, store
+from ehr.interactions.context import Context, Result, store_many
 from ehr.interactions.preconditions import new_id
 from ehr.outcome import FHIRError
+from ehr.store.repository import NewVersion
 
 BENEFIT_TYPE = "http://terminology.hl7.org/CodeSystem/benefit-type"
 CARE_SETTING_CS = "https://fhir.sijill.ma/CodeSystem/care-setting"
@@ -134,7 +135,6 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
     mine.sort(key=lambda c: (not c.in_force(on), c.order or 1, c.id))
 
     request_id = res_id or new_id()
-    stored_request = await store(ctx, "CoverageEligibilityRequest", request_id, req, method="POST", prior=None)
     insurer = {"reference": mine[0].fund_ref} if mine else req.get("insurer") or {"display": "Aucun organisme"}
     in_force = [c for c in mine if c.in_force(on)]
     response = {
@@ -144,7 +144,7 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
         "patient": {"reference": f"Patient/{patient_id}"},
         "servicedDate": on.isoformat(),
         "created": to_instant(now_us()),
-        "request": {"reference": f"CoverageEligibilityRequest/{stored_request.res_id}"},
+        "request": {"reference": f"CoverageEligibilityRequest/{request_id}"},
         "outcome": "complete",
         "disposition": (
             f"Couvert(e) par {', '.join(sorted({c.fund_code for c in in_force}))} à la date du {on.isoformat()}"
@@ -157,5 +157,8 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
     if mine:
         conditions = await (await reference_for(ctx.conn)).conditions.catalog(ctx.conn, on)
         response["insurance"] = [_insurance(c, covs, patient_id, on, conditions) for c in mine]
-    stored = await store(ctx, "CoverageEligibilityResponse", new_id(), response, method="POST", prior=None)
+    _, stored = await store_many(ctx, [  # the request and its answer: one statement per table
+        NewVersion("CoverageEligibilityRequest", request_id, req, "POST", None),
+        NewVersion("CoverageEligibilityResponse", new_id(), response, "POST", None),
+    ])
     return Result(201, stored)
