@@ -53,14 +53,9 @@ class Context:
             await flush_index(self.conn, self.pending_index)
 
     def require(self, res_type: str, interaction: str) -> None:
-        """403 unless the caller's role and scopes allow ``interaction`` (c r u d s) on the type;
-        405 for a caller rewriting or deleting a submitted business document (a care sheet)."""
+        """403 unless the caller's role and scopes allow ``interaction`` (c r u d s) on the type."""
         if self.guard is not None:
             self.guard.require(res_type, interaction)
-            if interaction in ("u", "d"):
-                from ehr.hooks import refuse_rewrite
-
-                refuse_rewrite(res_type)
 
     def check_write(self, res_type: str, res_id: str | None, res: dict | None) -> None:
         if self.guard is not None:

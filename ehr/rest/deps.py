@@ -13,11 +13,11 @@ from ehr.security.dependencies import CurrentPrincipal, security_services
 from ehr.security.request import RequestSecurity
 
 
-def engine(request: Request) -> AsyncEngine:
+async def engine(request: Request) -> AsyncEngine:
     return request.app.state.engine
 
 
-def resource_type(res_type: str) -> str:
+async def resource_type(res_type: str) -> str:
     if not is_resource_type(res_type):
         raise FHIRError.of(404, "not-supported", f"Unknown resource type {res_type!r}")
     return res_type
@@ -34,7 +34,7 @@ async def request_security(request: Request, principal: CurrentPrincipal) -> Req
 Security = Annotated[RequestSecurity, Depends(request_security)]
 
 
-def access(security: Security) -> AccessFilter | None:
+async def access(security: Security) -> AccessFilter | None:
     # None means unrestricted (the in-process caller when SIJILL_AUTH_REQUIRED=false).
     return security.access
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 
 from ehr.interactions.context import Result
 from ehr.outcome import FHIRError, Issue, outcome_bytes
-from ehr.settings import Settings, get_settings
+from ehr.settings import Settings
 from ehr.store.clock import from_datetime, to_http_date
 
 FHIR_JSON = "application/fhir+json"
@@ -25,7 +25,7 @@ class Preferences:
     strict: bool = False  # handling=strict: unknown search parameters are errors
 
 
-def preferences(request: Request) -> Preferences:
+async def preferences(request: Request) -> Preferences:
     header = request.headers.get("prefer", "")
     ret, strict = "representation", False
     for token in header.replace(";", ",").split(","):
@@ -38,11 +38,18 @@ def preferences(request: Request) -> Preferences:
     return Preferences(ret, strict)
 
 
+async def app_settings(request: Request) -> Settings:
+    """The settings the app was created with (not a dependency override: FastAPI re-analyses
+    every endpoint's dependencies on each request when overrides are set)."""
+    return request.app.state.settings
+
+
+# Dependencies are coroutines: FastAPI runs plain functions in a thread pool, one hop each.
 Prefer = Annotated[Preferences, Depends(preferences)]
-AppSettings = Annotated[Settings, Depends(get_settings)]
+AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
-def check_accept(request: Request) -> None:
+async def check_accept(request: Request) -> None:
     """Only JSON is produced here; a client that accepts nothing JSON-like gets 406."""
     fmt = request.query_params.get("_format")
     if fmt is not None and fmt.split(";")[0].strip() not in _FORMAT_JSON:

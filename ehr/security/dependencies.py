@@ -41,7 +41,11 @@ def security_services(request: Request) -> SecurityServices:
     return services
 
 
-Services = Annotated[SecurityServices, Depends(security_services)]
+async def _services(request: Request) -> SecurityServices:
+    return security_services(request)  # as a coroutine: no thread-pool hop per request
+
+
+Services = Annotated[SecurityServices, Depends(_services)]
 
 
 async def current_principal(request: Request, services: Services) -> Principal:

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ehr.hooks import refuse_rewrite
 from ehr.outcome import FHIRError
 from ehr.search.indexer import extract
 from ehr.security.consent import check_enforceable
@@ -54,6 +55,8 @@ class RequestGuard:
     def require(self, res_type: str, interaction: str) -> None:
         if self.restricted:
             self.principal.require(res_type, interaction)
+            if interaction in ("u", "d"):
+                refuse_rewrite(res_type)  # 405: a submitted care sheet is corrected by a new one
 
     def check_write(self, res_type: str, res_id: str | None, res: dict | None) -> None:
         if reserved_audit_id(res_type, res_id):

@@ -93,7 +93,7 @@ async def test_killed_worker_loses_nothing_and_decides_nothing_twice(client, app
         if not held:
             held = await _victim_holds(engine, logs)
             victim.send_signal(signal.SIGKILL)
-        victim.wait(10)
+        await asyncio.to_thread(victim.wait, 10)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             if await _scalar(engine, select(func.count()).select_from(claim_ledger).where(claim_ledger.c.status == "decided")) == total:
@@ -104,8 +104,8 @@ async def test_killed_worker_loses_nothing_and_decides_nothing_twice(client, app
         for proc in (victim, survivor):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
+                try:  # in a thread: the app's own tasks (its audit sealer) must keep running meanwhile
+                    await asyncio.to_thread(proc.wait, 15)
                 except subprocess.TimeoutExpired:
                     proc.kill()
     assert victim.returncode == -signal.SIGKILL
