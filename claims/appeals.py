@@ -17,13 +17,21 @@ a review task for the fund's agents — always human — with its own 48-hour de
 ``Claim/$review-queue`` beside the pended claims.  The claim's ClaimResponse gets a new version
 saying an appeal is under way (``claim-appeal`` extension).
 
+The appeal runs on the 48-hour clock like a claim: ``Claim/{id}/$request-info`` asks the
+appellant for a document and pauses its clock as the fund's rule allows (``claims.review``),
+the worker escalates it near its deadline (``escalate``: urgent Task, first in the queue,
+``escalated`` on the answer's ``claim-appeal`` extension), and ``$sla`` measures it
+(``claims.sla``).
+
 The agent decides it with ``Claim/{id}/$decide`` (line by line, who and why), starting from the
 decision under appeal; an appeal never lowers what was granted (422).  The result is a new
 version of the same ClaimResponse, not a second one: the provider keeps one Location to poll
 or subscribe to, the current version is always the decision in force, and its history is the
 whole story (queued, decided, appealed, revised).  The EOB follows.  An increase on a claim
 not paid yet is simply part of its payment; on a claim already paid it is paid by the next
-payment run (``claims.payment``), once.
+payment run (``claims.payment``), once.  A complementary insurer that already decided its share
+of the ticket modérateur decides again on the share the appeal leaves (``revise_complementary``):
+a new version of its ClaimResponse and EOB, and the difference paid — or recovered — once.
 """
 from __future__ import annotations
 
@@ -36,17 +44,20 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims import ledger
+from claims.adjudication.engine import adjudicate_complementary
 from claims.adjudication.model import Decision, LineDecision
 from claims.adjudication.ruleset import rulesets
-from claims.clock import DAY_US, HOUR_US, deadline, local_date, now_us, to_instant
+from claims.clock import DAY_US, deadline, local_date, now_us, to_instant
+from claims.coverage import coverage_facts, payor_refs
 from claims.ledger import LedgerRow
 from claims.lookups import identifier_value, resources_by_id
 from claims.money import cents, from_cents
 from claims.notify import Subscriptions
 from claims.operations import caller
+from claims.recording import SYSTEM
 from claims.responses import decided_response, explanation_of_benefit
 from claims.settings import get_claims_settings
-from claims.tables import claim_appeal, claim_decision_line, claim_ledger
+from claims.tables import claim_appeal, claim_decision_line, claim_job, claim_ledger
 from claims.uris import EXT_APPEAL, INPE, TASK_CODE
 from ehr.interactions.context import Context, store
 from ehr.operations.registry import Invocation, operation
@@ -57,7 +68,8 @@ from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.db import write_transaction
 
-OPEN, CLOSED = "open", "closed"
+OPEN, WAITING, CLOSED = "open", "waiting-info", "closed"  # waiting-info: for the appellant's answer
+ACTIVE = (OPEN, WAITING)
 PARTIES = ("provider", "patient")
 _PARTY_TEXT = {"provider": "du prestataire", "patient": "du patient"}
 
@@ -140,7 +152,7 @@ async def appeal(inv: Invocation):
         ctx = Context(conn, inv.settings.base_url)
         await store(ctx, "ClaimResponse", row.response_id, answer, method="PUT", prior=prior)
         await _notify(conn, answer, now)
-    return fhir_response(orjson.dumps(appeal_task(filed, row, now)), 201)
+    return fhir_response(orjson.dumps(appeal_task(filed, row)), 201)
 
 
 def _line_numbers(inv: Invocation) -> list[int]:
@@ -247,10 +259,9 @@ async def _check_appealable(conn: AsyncConnection, row: LedgerRow, now: int) -> 
 # --- the agents' side ---------------------------------------------------------------------
 
 
-def appeal_task(a, row, now: int) -> dict:
+def appeal_task(a, row) -> dict:
     """An appeal as the FHIR Task the agents' software shows (``Claim/$review-queue``); ``row``
     is its claim's ledger row (``claim_id``, ``patient_id``, ``fund_ref``)."""
-    urgent = a.status == OPEN and a.due_at - now <= get_claims_settings().escalate_before_hours * HOUR_US
     inputs = [
         {"type": {"text": "décision contestée"}, "valueReference": {"reference": a.contested}},
         {"type": {"text": "motif"}, "valueString": a.reason},
@@ -264,9 +275,9 @@ def appeal_task(a, row, now: int) -> dict:
     task = {
         "resourceType": "Task",
         "id": f"claim-appeal-{a.id}",
-        "status": "ready" if a.status == OPEN else "completed",
+        "status": {OPEN: "ready", WAITING: "on-hold", CLOSED: "completed"}[a.status],
         "intent": "order",
-        "priority": "urgent" if urgent else "routine",
+        "priority": "urgent" if a.escalated_at and a.status != CLOSED else "routine",
         "code": {"coding": [{"system": TASK_CODE, "code": "fulfill"}], "text": "Recours contre une décision de prise en charge"},
         "focus": {"reference": f"Claim/{row.claim_id}"},
         "for": {"reference": f"Patient/{row.patient_id}"},
@@ -278,22 +289,24 @@ def appeal_task(a, row, now: int) -> dict:
         "restriction": {"period": {"end": to_instant(a.due_at)}},
         "input": inputs,
     }
+    if a.info_request_id:
+        task["basedOn"] = [{"reference": f"CommunicationRequest/{a.info_request_id}"}]
     if a.status == CLOSED and a.resolution:
         task["output"] = [{"type": {"text": "décision"}, "valueString": a.resolution}]
     return task
 
 
-async def queue_tasks(conn: AsyncConnection, fund_ref: str, limit: int, now: int) -> list[tuple[dict, str, int]]:
-    """Open appeals of a fund, most urgent first: (Task, Claim id, deadline)."""
+async def queue_tasks(conn: AsyncConnection, fund_ref: str, statuses: tuple[str, ...], limit: int) -> list[tuple[dict, str, int]]:
+    """A fund's appeals under way in ``statuses``, escalated first, then by deadline: (Task, Claim id, deadline)."""
     a, led = claim_appeal.c, claim_ledger.c
     rows = (await conn.execute(
         select(claim_appeal, led.claim_id, led.patient_id, led.fund_ref)
         .select_from(claim_appeal.join(claim_ledger, led.id == a.ledger_id))
-        .where(led.fund_ref == fund_ref, a.status == OPEN)
-        .order_by(a.due_at, a.id)
+        .where(led.fund_ref == fund_ref, a.status.in_(statuses), a.follows_id.is_(None))
+        .order_by(a.escalated_at.is_(None), a.due_at, a.id)
         .limit(limit)
     )).all()
-    return [(appeal_task(r, r, now), r.claim_id, r.due_at) for r in rows]
+    return [(appeal_task(r, r), r.claim_id, r.due_at) for r in rows]
 
 
 def appeal_extension(a, decided_at: int | None = None) -> dict:
@@ -305,6 +318,8 @@ def appeal_extension(a, decided_at: int | None = None) -> dict:
         {"url": "contested", "valueReference": {"reference": a.contested}},
         {"url": "reason", "valueString": a.reason},
     ]
+    if a.escalated_at:  # as ``claim-escalated`` says it of a claim
+        parts.append({"url": "escalated", "valueDateTime": to_instant(a.escalated_at)})
     if decided_at:
         parts.append({"url": "decided", "valueDateTime": to_instant(decided_at)})
     return {"url": EXT_APPEAL, "extension": parts}
@@ -314,46 +329,130 @@ def _without_appeal(res: dict) -> list[dict]:
     return [e for e in res.get("extension") or [] if e.get("url") != EXT_APPEAL]
 
 
+def party_recipient(a, row: LedgerRow, claim: dict) -> dict | None:
+    """Whom a request for information on the appeal goes to: the party whose appeal it is."""
+    if a.party == "patient":
+        return {"reference": f"Patient/{row.patient_id}"}
+    return claim["provider"] if isinstance(claim.get("provider"), dict) else None
+
+
+async def escalate(conn: AsyncConnection, now: int, horizon: int) -> int:
+    """Flag, once, the appeals under way whose deadline falls before ``horizon``: their Task is
+    urgent and first in the fund's queue, and the decided answer says when they were escalated."""
+    a = claim_appeal.c
+    done = await conn.execute(
+        update(claim_appeal).where(a.status.in_(ACTIVE), a.escalated_at.is_(None), a.due_at <= horizon)
+        .values(escalated_at=now)
+    )
+    return done.rowcount
+
+
+# --- the revised decision -----------------------------------------------------------------
+
+
 async def decide_appeal(ctx: Context, row: LedgerRow, a, decision: Decision, notes: dict[int, str], *, agent: str,
                         resolution: str, now: int) -> None:
-    """Write the revised decision (named lines, totals, answer, EOB) and close the appeal."""
+    """Write the revised decision (named lines, totals, answer, EOB), close the appeal, and have
+    the complementary insurer decide again if the AMO benefit changed."""
     conn = ctx.conn
-    t = claim_decision_line.c
+    claim = (await repository.current(conn, "Claim", row.claim_id)).resource()
     changed = [ln for ln in decision.lines if ln.sequence in notes]
-    if changed:
-        await conn.execute(
-            update(claim_decision_line)
-            .where(t.ledger_id == row.id, t.sequence == bindparam("b_sequence"))
-            .values(eligible_cents=bindparam("b_eligible"), benefit_cents=bindparam("b_benefit"),
-                    patient_share_cents=bindparam("b_share"), rate_permille=bindparam("b_rate"),
-                    reasons=bindparam("b_reasons"), decided_by=bindparam("b_by"), note=bindparam("b_note")),
-            [dict(b_sequence=ln.sequence, b_eligible=cents(ln.eligible), b_benefit=cents(ln.benefit),
-                  b_share=cents(ln.patient_share), b_rate=int(ln.rate * 1000), b_reasons=" ".join(ln.reasons) or None,
-                  b_by=agent, b_note=notes[ln.sequence]) for ln in changed],
-        )
-    after = cents(decision.benefit)
-    if not await ledger.transition(conn, row.id, ledger.SETTLED_STATUSES, benefit_cents=after,
-                                   patient_share_cents=cents(decision.patient_share), outcome=decision.outcome):
-        raise FHIRError.of(409, "conflict", f"Claim/{row.claim_id} vient de changer d'état ({row.status})")
+    await _revise(ctx, row, claim, decision, changed, notes, decided_by=agent, now=now,
+                  extension=appeal_extension(a, decided_at=now))
+    before, after = row.benefit_cents or 0, cents(decision.benefit)
     # Paid already: the increase is paid on its own; not yet: the claim's payment includes it.
-    payable = after - (row.benefit_cents or 0) if row.status == ledger.PAID else 0
+    payable = after - before if row.status == ledger.PAID else 0
     closed = await conn.execute(
-        update(claim_appeal).where(claim_appeal.c.id == a.id, claim_appeal.c.status == OPEN)
+        update(claim_appeal).where(claim_appeal.c.id == a.id, claim_appeal.c.status.in_(ACTIVE))
         .values(status=CLOSED, open_ledger_id=None, closed_at=now, closed_by=agent, resolution=resolution,
                 after_cents=after, payable_cents=payable)
     )
     if closed.rowcount != 1:
         raise FHIRError.of(409, "conflict", f"Le recours sur Claim/{row.claim_id} vient d'être décidé par ailleurs")
-    claim = (await repository.current(conn, "Claim", row.claim_id)).resource()
+    if after != before:
+        await revise_complementary(ctx, row, claim, a, now)
+
+
+async def _revise(ctx: Context, row: LedgerRow, claim: dict, decision: Decision, lines: list[LineDecision],
+                  notes: dict[int, str], *, decided_by: str, now: int, extension: dict | None = None,
+                  disposition: str | None = None) -> str:
+    """Write a decision that replaces the one in force on a decided (or paid) claim: ``lines``
+    (the others keep theirs), the ledger's totals, a new version of the ClaimResponse and of the
+    EOB, the notifications.  Returns the ClaimResponse version it replaces."""
+    conn = ctx.conn
+    t = claim_decision_line.c
+    if lines:
+        await conn.execute(
+            update(claim_decision_line)
+            .where(t.ledger_id == row.id, t.sequence == bindparam("b_sequence"))
+            .values(submitted_cents=bindparam("b_submitted"), eligible_cents=bindparam("b_eligible"),
+                    benefit_cents=bindparam("b_benefit"), patient_share_cents=bindparam("b_share"),
+                    rate_permille=bindparam("b_rate"), reasons=bindparam("b_reasons"), decided_by=bindparam("b_by"),
+                    note=bindparam("b_note")),
+            [dict(b_sequence=ln.sequence, b_submitted=cents(ln.submitted), b_eligible=cents(ln.eligible),
+                  b_benefit=cents(ln.benefit), b_share=cents(ln.patient_share), b_rate=int(ln.rate * 1000),
+                  b_reasons=" ".join(ln.reasons) or None, b_by=decided_by, b_note=notes.get(ln.sequence))
+             for ln in lines],
+        )
+    if not await ledger.transition(conn, row.id, ledger.SETTLED_STATUSES, benefit_cents=cents(decision.benefit),
+                                   patient_share_cents=cents(decision.patient_share), outcome=decision.outcome):
+        raise FHIRError.of(409, "conflict", f"Claim/{row.claim_id} vient de changer d'état ({row.status})")
     prior = await repository.current(conn, "ClaimResponse", row.response_id, for_update=True)
-    answer = decided_response(claim, row, decision, now, agent, row.preauth_ref)
-    answer["extension"] = _without_appeal(answer) + [appeal_extension(a, decided_at=now)]
+    answer = decided_response(claim, row, decision, now, decided_by, row.preauth_ref)
+    answer["extension"] = _without_appeal(answer) + ([extension] if extension else [])
+    if disposition:
+        answer["disposition"] += f" — {disposition}"
     await store(ctx, "ClaimResponse", row.response_id, answer, method="PUT", prior=prior)
     if row.eob_id:
         eob_prior = await repository.current(conn, "ExplanationOfBenefit", row.eob_id, for_update=True)
         await store(ctx, "ExplanationOfBenefit", row.eob_id, explanation_of_benefit(claim, row, decision, now, row.response_id),
                     method="PUT", prior=eob_prior)
     await _notify(conn, answer, now)
+    return f"ClaimResponse/{prior.res_id}/_history/{prior.version_id}"
+
+
+_REVISED = ("Part complémentaire révisée après le recours sur la décision de l'organisme AMO",
+            "تمت مراجعة الحصة التكميلية بعد الطعن في قرار هيئة التأمين الإجباري عن المرض")
+
+
+async def revise_complementary(ctx: Context, row: LedgerRow, claim: dict, a, now: int) -> None:
+    """The appeal changed the AMO benefit, so the ticket modérateur left to the patient changed:
+    a complementary insurer that already decided its share decides again on the new one (its
+    own rule set and coverage, as the worker does).  The difference is recorded as a closed
+    ``claim_appeal`` row following ``a`` — paid, or recovered, by the payment run if the
+    complementary claim was paid; otherwise its payment simply carries the new benefit.  One
+    not decided yet will read the new lines when the worker decides it."""
+    conn = ctx.conn
+    ids = sorted(r.id for r in await ledger.complementary_of(conn, [row.id]))
+    if not ids:
+        return
+    # Their jobs first (the worker's lock order): a worker deciding one on the old lines commits
+    # before we read its status, or waits for our commit and reads the new lines.
+    await conn.execute(select(claim_job.c.id).where(claim_job.c.ledger_id.in_(ids)).with_for_update())
+    settled = [r for r in (await ledger.by_ids(conn, ids, for_update=True)).values() if r.status in ledger.SETTLED_STATUSES]
+    if not settled:
+        return
+    primary = sorted((await decided_lines(conn, row.id)).values(), key=lambda ln: ln.sequence)
+    coverages = await resources_by_id(conn, [("Coverage", r.coverage_id) for r in settled if r.coverage_id])
+    orgs = await resources_by_id(conn, payor_refs(coverages.values()))
+    text = " / ".join(_REVISED)
+    for comp in settled:
+        on = date.fromisoformat(comp.service_date)
+        rules = rulesets().by_version(comp.fund_code, comp.ruleset_version or "") or rulesets().version(comp.fund_code, on)
+        if rules is None or rules.complementary is None:
+            continue  # decided without a rule set: nothing was, or is, paid
+        cov_json = coverages.get(("Coverage", comp.coverage_id))
+        cov = coverage_facts(cov_json, orgs) if cov_json else None
+        decision = adjudicate_complementary(primary, rules, cov is not None and cov.in_force(on))
+        contested = await _revise(ctx, comp, claim, decision, decision.lines, dict.fromkeys(
+            (ln.sequence for ln in decision.lines), _REVISED[0]), decided_by=SYSTEM, now=now, disposition=text)
+        before, after = comp.benefit_cents or 0, cents(decision.benefit)
+        await conn.execute(claim_appeal.insert().values(
+            ledger_id=comp.id, open_ledger_id=None, fund_code=comp.fund_code, party=a.party, appellant=a.appellant,
+            reason=a.reason, contested=contested, status=CLOSED, received_at=a.received_at, due_at=a.due_at,
+            paused_total_us=0, follows_id=a.id, closed_at=now, closed_by=SYSTEM, resolution=_REVISED[0],
+            before_cents=before, after_cents=after, payable_cents=after - before if comp.status == ledger.PAID else 0,
+        ))
 
 
 async def _notify(conn: AsyncConnection, response: dict, now: int) -> None:

@@ -14,7 +14,10 @@ with its own sheet number whose ``related`` names the original with relationship
   its row ``superseded``, its ClaimResponse says so and names the correction.
 * When the correction is decided (``supersede_on_decision``, in the decision's transaction) the
   original — and its complementary insurer's row — become ``superseded`` and their answers
-  (ClaimResponse, EOB) get a new version pointing to the correction.  Until then, and after,
+  (ClaimResponse, EOB) get a new version pointing to the correction.  The correction's own
+  complementary claim replaces the original's; if the correction opened none (it leaves the
+  patient nothing to pay, or that cover has ended), one is opened with that insurer all the
+  same, so that, decided at what is left, it recovers what the insurer paid on the original.  Until then, and after,
   the original's lines never count as history (duplicates, frequency, ceilings) against
   anyone: they are replaced (``claims.adjudication.facts``).
 * Payment (``claims.payment``): the correction is paid what it is decided minus what was
@@ -28,10 +31,14 @@ from typing import Protocol
 from sqlalchemy import delete, select, update
 
 from claims import appeals, ledger
+from claims.adjudication.model import CoverageFacts
 from claims.caresheet import CareSheet
 from claims.clock import now_us
 from claims.ledger import LedgerRow
+from claims.lookups import resources_by_id
 from claims.notify import Subscriptions
+from claims.recording import open_complementary
+from claims.settings import get_claims_settings
 from claims.tables import claim_job, claim_ledger, claim_review_task
 from claims.uris import EXT_SUPERSEDED_BY
 from ehr.interactions.context import Context, store
@@ -139,7 +146,13 @@ async def supersede_on_decision(ctx: Context, ledger_ids: list[int], subscriptio
     for correction, original in live:
         await _retire(ctx, original, correction, now, subscriptions)
     # The complementary insurers' rows follow their primary row.
-    following = await ledger.complementary_of(ctx.conn, [o.id for _, o in live] + [c.id for c, _ in live])
+    primary_ids = [o.id for _, o in live] + [c.id for c, _ in live]
+    following = await ledger.complementary_of(ctx.conn, primary_ids)
+    opened = {(r.parent_id, r.payer_rank) for r in following}
+    unmatched = [(c, old) for c, o in live for old in following if old.parent_id == o.id and (c.id, old.payer_rank) not in opened]
+    if unmatched:
+        await _open_settling_claims(ctx, unmatched, now)
+        following = await ledger.complementary_of(ctx.conn, primary_ids)
     for correction, original in live:
         theirs = {r.payer_rank: r for r in following if r.parent_id == original.id}
         ours = {r.payer_rank: r for r in following if r.parent_id == correction.id}
@@ -148,6 +161,25 @@ async def supersede_on_decision(ctx: Context, ledger_ids: list[int], subscriptio
             if rank in ours:  # the correction's complementary claim is paid the difference
                 await ctx.conn.execute(update(claim_ledger).where(claim_ledger.c.id == ours[rank].id)
                                        .values(corrects_id=old.id))
+
+
+async def _open_settling_claims(ctx: Context, unmatched: list[tuple[LedgerRow, LedgerRow]], now: int) -> None:
+    """For each (correction, complementary row of its original) the correction has no row for:
+    a claim of the correction with that insurer, queued like any complementary claim.  Linked to
+    the row it replaces (below), the worker decides it on what the correction leaves to the
+    patient (nothing, or not covered any more), and the payment run recovers the difference."""
+    claims = await resources_by_id(ctx.conn, [("Claim", c.claim_id) for c, _ in unmatched])
+    await open_complementary(ctx, [
+        (correction, claims[("Claim", correction.claim_id)], _insurer(old), old.payer_rank) for correction, old in unmatched
+    ], now, get_claims_settings().deadline_hours)
+
+
+def _insurer(row: LedgerRow) -> CoverageFacts:
+    """The insurer and cover of a complementary row, as a complementary claim is opened with:
+    from the row itself, which stays right even if its Coverage has since ended or gone."""
+    return CoverageFacts(id=row.coverage_id or "", fund_ref=row.fund_ref, fund_code=row.fund_code, status="active",
+                         start=None, end=None, regime=None, relationship=None, subscriber_id=None, subscriber_ref=None,
+                         beneficiary_id=None, order=row.payer_rank)
 
 
 async def _retire(ctx: Context, row: LedgerRow, correction: LedgerRow, now: int, subscriptions: Subscriptions) -> None:

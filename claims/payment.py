@@ -13,8 +13,10 @@ Corrections and appeals (``claims.corrections``, ``claims.appeals``) are settled
 replaces (the replaced sheet's number is the detail's ``predecessor``); when that is negative
 it is recovered as a negative detail on the payee's next reconciliation, as far as that
 reconciliation's payments cover it (it is never negative).  An increase decided on appeal for
-a claim already paid is paid once (``claim_appeal.paid_on``).  Over a sheet's chain of
-corrections and appeals, what was paid adds up to the benefit in force, to the centime.
+a claim already paid is paid once (``claim_appeal.paid_on``); so is the difference of the
+complementary insurer's decision revised after that appeal — recovered the same way when the
+patient's share, and so the insurer's, went down.  Over a sheet's chain of corrections and
+appeals, what was paid adds up to the benefit in force, to the centime.
 """
 from __future__ import annotations
 
@@ -129,7 +131,7 @@ def _reconciliation(batch: Batch, day: date, now: int, tz: str) -> dict:
         "detail": [_detail(d, day) for d in sorted(batch.details, key=lambda d: (d.row.id, d.appeal_id or 0))],
     }
     if any(d.amount_cents < 0 for d in batch.details):
-        res["disposition"] += " ; déduction des sommes versées en trop sur des feuilles corrigées"
+        res["disposition"] += " ; déduction des sommes versées en trop sur des feuilles corrigées ou révisées"
     if batch.payee == "provider" and not batch.payee_ref.startswith("inpe|"):
         kind = batch.payee_ref.split("/", 1)[0]
         if kind in ("Practitioner", "PractitionerRole", "Organization"):
@@ -217,8 +219,8 @@ async def _claims_due(conn: AsyncConnection, end: int) -> list[Detail]:
 
 
 async def _appeals_due(conn: AsyncConnection, end: int) -> list[Detail]:
-    """Increases decided on appeal for claims already paid (a claim replaced since is settled by
-    its correction instead)."""
+    """Differences decided on appeal for claims already paid: an increase, or a complementary
+    insurer's revision either way (a claim replaced since is settled by its correction instead)."""
     a = claim_appeal.c
     found = (await conn.execute(
         select(a.id, a.ledger_id, a.payable_cents)

@@ -135,7 +135,7 @@ async def record_decisions(
     )
     if subscriptions.active:
         await subscriptions.enqueue_many(ctx.conn, [orjson.loads(w.content) for w in written[::2]], now)
-    await _open_complementary(ctx, [
+    await open_complementary(ctx, [
         (it.row, it.claim, cov, rank)
         for it in items if it.row.payer_rank == 1 and it.row.use == "claim" and it.decision.patient_share > 0
         for rank, cov in enumerate(it.complementary[:1], start=2)
@@ -143,8 +143,8 @@ async def record_decisions(
     return [it.row.id for it in items]
 
 
-async def _open_complementary(ctx: Context, follow_ups: list[tuple[LedgerRow, dict, CoverageFacts, int]], now: int,
-                              hours: int) -> None:
+async def open_complementary(ctx: Context, follow_ups: list[tuple[LedgerRow, dict, CoverageFacts, int]], now: int,
+                             hours: int) -> None:
     """The complementary insurers' claims: same sheet, each its own ledger row, clock and answer."""
     if not follow_ups:
         return

@@ -12,18 +12,21 @@ information to the provider, and the clock pause the fund's rules allow.
   named keep the automatic proposal — or, for a claim under appeal, the decision appealed
   against, which the agent may keep or raise but not lower.  Answers the decided ClaimResponse.
 * ``POST Claim/{id}/$request-info`` — Parameters ``message`` (and ``agent``): stores a
-  ``CommunicationRequest`` to the provider.  If the fund's rule set allows it, the 48-hour clock
-  pauses until the provider's ``Communication`` (``basedOn`` that request) arrives, for at most
-  ``clock_pause_max_hours`` in all; past that the clock runs again by itself.
+  ``CommunicationRequest`` to the provider — or, for a claim under appeal, to the party whose
+  appeal it is.  If the fund's rule set allows it, the 48-hour clock (the pended claim's, or the
+  appeal's) pauses until the answering ``Communication`` (``basedOn`` that request) arrives, for
+  at most ``clock_pause_max_hours`` in all; past that the clock runs again by itself.  A decision
+  taken while the clock is paused ends the pause first, so the paused time counts.
 """
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims import appeals, ledger
@@ -40,7 +43,7 @@ from claims.operations import caller
 from claims.reasons import REASONS
 from claims.recording import current_responses, record_decision
 from claims.settings import get_claims_settings
-from claims.tables import claim_job, claim_ledger, claim_review_task
+from claims.tables import claim_appeal, claim_job, claim_ledger, claim_review_task
 from claims.uris import TASK_CODE
 from ehr import bundle
 from ehr.hooks import validator
@@ -126,7 +129,6 @@ async def review_queue(inv: Invocation):
     limit = min(int(count), inv.settings.max_page_size)
     t, led = claim_review_task.c, claim_ledger.c
     corrected = claim_ledger.alias("corrected")
-    now = now_us()
     async with read_connection(inv.engine) as conn:
         rows = (await conn.execute(
             select(claim_review_task, led.claim_id, led.patient_id, led.fund_ref, led.due_at.label("ledger_due"),
@@ -138,8 +140,7 @@ async def review_queue(inv: Invocation):
             .limit(limit)
         )).all()
         found = [(_task(r), r.claim_id, r.ledger_due) for r in rows]
-        if OPEN in statuses:
-            found += await appeals.queue_tasks(conn, fund, limit, now)
+        found += await appeals.queue_tasks(conn, fund, statuses, limit)  # the same statuses: open, waiting-info
         found = sorted(found, key=lambda f: (f[0]["priority"] != "urgent", f[2]))[:limit]
         claims = await _claims(conn, [claim_id for _, claim_id, _ in found])
     entries = []
@@ -255,6 +256,8 @@ async def _decide_pended(inv: Invocation, conn: AsyncConnection, row: ledger.Led
     )).first()
     if task is None or task.status == CLOSED or row.status != ledger.IN_REVIEW:
         raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'attend pas de décision d'un agent (statut {row.status})")
+    if await _end_pause(conn, _CLAIM_CLOCK, task, now_us()):
+        row = (await ledger.by_ids(conn, [row.id]))[row.id]  # the answer states the deadline moved
     claim = (await repository.current(conn, "Claim", row.claim_id)).resource()
     lines = _proposal_lines(task.proposal)
     if not lines:  # a technical pend: every line needs the agent's decision
@@ -286,6 +289,8 @@ async def _decide_pended(inv: Invocation, conn: AsyncConnection, row: ledger.Led
 async def _decide_appeal(inv: Invocation, conn: AsyncConnection, row: ledger.LedgerRow, appeal, agent: str, note: str) -> None:
     """The revised decision: lines not named keep the decision appealed against."""
     row = (await ledger.by_ids(conn, [row.id], for_update=True))[row.id]
+    if await _end_pause(conn, _APPEAL_CLOCK, appeal, now_us()):
+        appeal = await appeals.open_appeal(conn, row.id)  # its deadline moved
     lines = await appeals.decided_lines(conn, row.id)
     notes = _agent_lines(inv, lines, note, floor={seq: ln.benefit for seq, ln in lines.items()})
     decision = Decision(sorted(lines.values(), key=lambda ln: ln.sequence),
@@ -302,7 +307,21 @@ async def _complementary_for(conn, row) -> list:
     return extra
 
 
-# --- asking the provider, and the clock ----------------------------------------------------
+# --- asking for information, and the clock ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Clock:
+    """Something an agent must finish within its deadline, whose clock a request for information
+    may pause: a pended claim's review task, or an appeal.  Both tables have ``status``,
+    ``due_at``, ``info_request_id``, ``paused_at`` and ``paused_total_us``."""
+
+    table: Table
+    moves_claim: bool  # a pended claim's deadline is also its ledger row's and its job's priority
+
+
+_CLAIM_CLOCK = _Clock(claim_review_task, moves_claim=True)
+_APPEAL_CLOCK = _Clock(claim_appeal, moves_claim=False)
 
 
 @operation("request-info", levels={"instance"}, types={"Claim"}, affects_state=True,
@@ -316,78 +335,95 @@ async def request_info(inv: Invocation):
         if row is None:
             raise FHIRError.of(404, "not-found", f"Claim/{inv.res_id} n'a pas été soumise à l'échange")
         agent = _agent(inv, row.fund_ref)
-        task = (await conn.execute(
-            select(claim_review_task).where(claim_review_task.c.ledger_id == row.id).with_for_update()
-        )).first()
-        if task is None or task.status == CLOSED:
-            raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'est pas en cours d'examen")
         claim = (await repository.current(conn, "Claim", row.claim_id)).resource()
+        appeal = await appeals.open_appeal(conn, row.id)  # a decided claim's open appeal: its clock, not the claim's
+        if appeal is not None:
+            clock, item, topic = _APPEAL_CLOCK, appeal, "Demande de pièces ou d'informations pour l'examen d'un recours"
+            recipient = appeals.party_recipient(appeal, row, claim)
+        else:
+            clock, topic = _CLAIM_CLOCK, "Demande de pièces ou d'informations complémentaires"
+            item = (await conn.execute(
+                select(claim_review_task).where(claim_review_task.c.ledger_id == row.id).with_for_update()
+            )).first()
+            if item is None or item.status == CLOSED:
+                raise FHIRError.of(409, "business-rule", f"Claim/{inv.res_id} n'est pas en cours d'examen")
+            recipient = claim["provider"] if isinstance(claim.get("provider"), dict) else None
         now = now_us()
         comm = {
             "resourceType": "CommunicationRequest",
             "status": "active",
-            "category": [{"text": "Demande de pièces ou d'informations complémentaires"}],
+            "category": [{"text": topic}],
             "priority": "urgent",
             "subject": {"reference": f"Patient/{row.patient_id}"},
             "about": [{"reference": f"Claim/{row.claim_id}"}],
             "authoredOn": to_instant(now),
             "requester": {"reference": row.fund_ref},
             "sender": {"reference": row.fund_ref},
-            "recipient": [claim["provider"]] if isinstance(claim.get("provider"), dict) else [],
             "payload": [{"contentString": message.strip()}],
             "note": [{"authorString": agent, "text": f"Demandé par {agent}"}],
         }
-        if not comm["recipient"]:
-            del comm["recipient"]
+        if recipient:
+            comm["recipient"] = [recipient]
         stored = await store(Context(conn, inv.settings.base_url, inv.access), "CommunicationRequest", new_id(), comm,
                              method="POST", prior=None)
-        pauses = _pause_budget_us(row.fund_code, row.service_date) > task.paused_total_us
-        await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(
-            status=WAITING, info_request_id=stored.res_id, paused_at=now if pauses and task.paused_at is None else task.paused_at,
+        pauses = _pause_budget_us(row.fund_code, row.service_date) > item.paused_total_us
+        table = clock.table
+        await conn.execute(update(table).where(table.c.id == item.id).values(
+            status=WAITING, info_request_id=stored.res_id, paused_at=now if pauses and item.paused_at is None else item.paused_at,
         ))
     headers = {"Location": f"{inv.settings.base_url}/CommunicationRequest/{stored.res_id}/_history/{stored.version_id}"}
     return fhir_response(stored.content, 201, headers)
 
 
 def _pause_budget_us(fund_code: str, service_date: str) -> int:
-    """How long requests for information may stop this claim's clock, in all (fund's rule)."""
+    """How long requests for information may stop a claim's (or its appeal's) clock, in all (fund's rule)."""
     rules = rulesets().version(fund_code, date.fromisoformat(service_date))
     return (rules.review.clock_pause_max_hours if rules else 0) * HOUR_US
 
 
-async def resume_clock(conn: AsyncConnection, task, now: int, status: str = OPEN) -> int:
+async def _resume(conn: AsyncConnection, clock: _Clock, item, now: int, status: str) -> int:
     """End a pause: the deadline moves by the paused time, within the fund's allowance."""
-    row = (await ledger.by_ids(conn, [task.ledger_id]))[task.ledger_id]
-    budget = max(_pause_budget_us(row.fund_code, row.service_date) - task.paused_total_us, 0)
-    paused = min(now - task.paused_at, budget) if task.paused_at else 0
-    await conn.execute(update(claim_review_task).where(claim_review_task.c.id == task.id).values(
-        status=status, paused_at=None, paused_total_us=task.paused_total_us + paused, due_at=task.due_at + paused,
+    row = (await ledger.by_ids(conn, [item.ledger_id]))[item.ledger_id]
+    budget = max(_pause_budget_us(row.fund_code, row.service_date) - item.paused_total_us, 0)
+    paused = min(now - item.paused_at, budget) if item.paused_at else 0
+    table = clock.table
+    await conn.execute(update(table).where(table.c.id == item.id).values(
+        status=status, paused_at=None, paused_total_us=item.paused_total_us + paused, due_at=item.due_at + paused,
     ))
-    if paused:
+    if paused and clock.moves_claim:
         await conn.execute(update(claim_ledger).where(claim_ledger.c.id == row.id).values(due_at=row.due_at + paused))
         await conn.execute(update(claim_job).where(claim_job.c.ledger_id == row.id).values(priority=claim_job.c.priority + paused))
     return paused
 
 
+async def _end_pause(conn: AsyncConnection, clock: _Clock, item, now: int) -> bool:
+    """Decided while paused: the pause ends at the decision (within the allowance), so the time
+    the clock stood still is not counted against the deadline."""
+    return item.paused_at is not None and await _resume(conn, clock, item, now, item.status) > 0
+
+
 async def resume_expired_pauses(conn: AsyncConnection, now: int) -> int:
-    """Pauses that used up the fund's allowance end by themselves (the provider did not answer)."""
-    rows = (await conn.execute(
-        select(claim_review_task, claim_ledger.c.fund_code, claim_ledger.c.service_date)
-        .select_from(claim_review_task.join(claim_ledger, claim_ledger.c.id == claim_review_task.c.ledger_id))
-        .where(claim_review_task.c.paused_at.is_not(None), claim_review_task.c.status == WAITING)
-    )).all()
+    """Pauses that used up the fund's allowance end by themselves (no answer came)."""
     ended = 0
-    for task in rows:
-        budget = _pause_budget_us(task.fund_code, task.service_date) - task.paused_total_us
-        if task.paused_at + budget <= now:
-            await resume_clock(conn, task, now, status=WAITING)
-            ended += 1
+    for clock in (_CLAIM_CLOCK, _APPEAL_CLOCK):
+        t = clock.table
+        rows = (await conn.execute(
+            select(t, claim_ledger.c.fund_code.label("claim_fund"), claim_ledger.c.service_date)
+            .select_from(t.join(claim_ledger, claim_ledger.c.id == t.c.ledger_id))
+            .where(t.c.paused_at.is_not(None), t.c.status == WAITING)
+        )).all()
+        for item in rows:
+            budget = _pause_budget_us(item.claim_fund, item.service_date) - item.paused_total_us
+            if item.paused_at + budget <= now:
+                await _resume(conn, clock, item, now, WAITING)
+                ended += 1
     return ended
 
 
 @validator
 async def provider_answer_resumes_review(ctx: Context, res: dict) -> None:
-    """A provider's Communication answering our request restarts the paused clock.
+    """An answer (``Communication`` based on our request) restarts the paused clock — of a pended
+    claim or of an appeal.
 
     Done as a write hook so it happens in the same transaction as storing the answer, whatever
     way it arrives (create, update, transaction entry).
@@ -397,8 +433,7 @@ async def provider_answer_resumes_review(ctx: Context, res: dict) -> None:
     ids = [rid for ref in res.get("basedOn") or [] if (rid := local_reference_id(ref, "CommunicationRequest"))]
     if not ids:
         return
-    tasks = (await ctx.conn.execute(
-        select(claim_review_task).where(claim_review_task.c.info_request_id.in_(ids), claim_review_task.c.status == WAITING)
-    )).all()
-    for task in tasks:
-        await resume_clock(ctx.conn, task, now_us())
+    for clock in (_CLAIM_CLOCK, _APPEAL_CLOCK):
+        t = clock.table
+        for item in (await ctx.conn.execute(select(t).where(t.c.info_request_id.in_(ids), t.c.status == WAITING))).all():
+            await _resume(ctx.conn, clock, item, now_us(), OPEN)

@@ -2,8 +2,11 @@
 
 Received, decided, the share decided by the deadline, decision time p50/p95/p99 (hours) and
 the breaches with their reason (what the claim was waiting for: an agent's review and why,
-the provider's answer, or simply the queue).  Served as a ``MeasureReport`` by
-``Organization/{id}/$sla?date=YYYY-MM-DD`` and printed by ``sijill sla``.
+the provider's answer, or simply the queue) — for the day's care sheets and, as their own
+section, for the day's appeals (``claims.appeals``: received that day, decided when the agent
+closes them, on their own 48-hour clock).  Served as a ``MeasureReport`` by
+``Organization/{id}/$sla?date=YYYY-MM-DD`` (appeals in the groups coded ``appeal-…``) and
+printed by ``sijill sla`` (one table each).
 """
 from __future__ import annotations
 
@@ -20,12 +23,13 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from claims import appeals
 from claims.caresheet import today
 from claims.clock import HOUR_US, day_bounds, now_us, to_instant
 from claims.lookups import fund_code as fund_code_of
 from claims.reasons import REASONS
 from claims.settings import get_claims_settings
-from claims.tables import claim_ledger, claim_review_task
+from claims.tables import claim_appeal, claim_ledger, claim_review_task
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
 from ehr.rest.http import fhir_response
@@ -36,9 +40,11 @@ SLA_CS = "https://fhir.sijill.ma/CodeSystem/claim-sla"
 MEASURE = "https://fhir.sijill.ma/Measure/claim-decision-sla"
 POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 UCUM = "http://unitsofmeasure.org"
+APPEAL = "appeal"  # an appeal's breach reason: the agents' review did not end in time
 _BREACH_TEXT = {
     "backlog": "File d'attente : non traitée à temps par la liquidation automatique",
     "waiting-info": "En attente de la réponse du prestataire",
+    APPEAL: "Recours : examen par un agent de l'organisme non terminé à temps",
 }
 
 
@@ -54,11 +60,10 @@ class Breach:
         return _BREACH_TEXT.get(self.reason) or (REASONS[self.reason].fr if self.reason in REASONS else self.reason)
 
 
-@dataclass
-class FundDay:
-    fund_code: str
-    fund_ref: str
-    day: date
+@dataclass(kw_only=True)
+class Tally:
+    """The 48-hour measures of one population: a fund's care sheets, or its appeals, of one day."""
+
     received: int = 0
     decided: int = 0
     within_deadline: int = 0
@@ -66,9 +71,23 @@ class FundDay:
     durations_h: list[float] = field(default_factory=list)
     breaches: list[Breach] = field(default_factory=list)
 
+    def count(self, claim_id: str, received_at: int, due_at: int, decided_at: int | None, now: int, waiting_for: str) -> None:
+        """One claim or appeal; ``waiting_for`` is the breach's reason should it be late."""
+        self.received += 1
+        if decided_at is not None:
+            self.decided += 1
+            self.durations_h.append((decided_at - received_at) / HOUR_US)
+            if decided_at <= due_at:
+                self.within_deadline += 1
+        late_by = (decided_at if decided_at is not None else now) - due_at
+        if decided_at is None and late_by <= 0:
+            self.open_in_time += 1
+        if late_by > 0:
+            self.breaches.append(Breach(claim_id, waiting_for, round(late_by / HOUR_US, 2), decided_at is not None))
+
     @property
     def settled(self) -> int:
-        """Claims whose fate against the deadline is known (decided, or already late)."""
+        """Those whose fate against the deadline is known (decided, or already late)."""
         return self.received - self.open_in_time
 
     @property
@@ -83,67 +102,104 @@ class FundDay:
         return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 3)
 
 
+@dataclass
+class FundDay(Tally):
+    """A fund's day: its care sheets' measures (the ``Tally`` fields) and its appeals'."""
+
+    fund_code: str
+    fund_ref: str
+    day: date
+    appeals: Tally = field(default_factory=Tally)
+
+
 async def sla_report(conn: AsyncConnection, day: date, *, tz: str, fund_code: str | None = None, now: int | None = None) -> list[FundDay]:
     now = now or now_us()
     start, end = day_bounds(day, tz)
-    led, task = claim_ledger.c, claim_review_task.c
-    stmt = (
+    led, task, a = claim_ledger.c, claim_review_task.c, claim_appeal.c
+    claims = (
         select(led.claim_id, led.fund_code, led.fund_ref, led.received_at, led.due_at, led.decided_at,
-               task.reason_code, task.status.label("task_status"), task.paused_at)
+               task.reason_code, task.status.label("task_status"))
         .select_from(claim_ledger.outerjoin(claim_review_task, task.ledger_id == led.id))
         .where(led.received_at >= start, led.received_at < end)
     )
+    appealed = (  # appeals proper: not the complementary revisions that follow them
+        select(led.claim_id, a.fund_code, led.fund_ref, a.received_at, a.due_at, a.closed_at, a.status)
+        .select_from(claim_appeal.join(claim_ledger, led.id == a.ledger_id))
+        .where(a.received_at >= start, a.received_at < end, a.follows_id.is_(None))
+    )
     if fund_code:
-        stmt = stmt.where(led.fund_code == fund_code.upper())
+        claims = claims.where(led.fund_code == fund_code.upper())
+        appealed = appealed.where(a.fund_code == fund_code.upper())
     funds: dict[str, FundDay] = {}
-    for r in await conn.execute(stmt):
-        fd = funds.setdefault(r.fund_code, FundDay(r.fund_code, r.fund_ref, day))
-        fd.received += 1
-        if r.decided_at is not None:
-            fd.decided += 1
-            fd.durations_h.append((r.decided_at - r.received_at) / HOUR_US)
-            if r.decided_at <= r.due_at:
-                fd.within_deadline += 1
-        late_by = (r.decided_at if r.decided_at is not None else now) - r.due_at
-        if r.decided_at is None and late_by <= 0:
-            fd.open_in_time += 1
-        if late_by > 0:
-            reason = "waiting-info" if r.task_status == "waiting-info" else (r.reason_code or "backlog")
-            fd.breaches.append(Breach(r.claim_id, reason, round(late_by / HOUR_US, 2), r.decided_at is not None))
+    for r in await conn.execute(claims):
+        reason = "waiting-info" if r.task_status == "waiting-info" else (r.reason_code or "backlog")
+        funds.setdefault(r.fund_code, FundDay(r.fund_code, r.fund_ref, day)).count(
+            r.claim_id, r.received_at, r.due_at, r.decided_at, now, reason)
+    for r in await conn.execute(appealed):
+        reason = "waiting-info" if r.status == appeals.WAITING else APPEAL
+        funds.setdefault(r.fund_code, FundDay(r.fund_code, r.fund_ref, day)).appeals.count(
+            r.claim_id, r.received_at, r.due_at, r.closed_at, now, reason)
     return [funds[k] for k in sorted(funds)]
 
 
-def measure_report(fd: FundDay, tz: str) -> dict:
-    def group(code: str, display: str, **rest) -> dict:
-        return {"code": {"coding": [{"system": SLA_CS, "code": code, "display": display}]}, **rest}
+@dataclass(frozen=True)
+class _Section:
+    """How one population is named: group codes' prefix and displays, the CLI table and its lines."""
 
-    def pop(code: str, count: int) -> dict:
-        return {"code": {"coding": [{"system": POPULATION, "code": code}]}, "count": count}
+    prefix: str
+    within: str
+    decided: str
+    percentile: str  # formatted with p
+    breaches: str
+    title: str
+    columns: tuple[str, str]  # received, decided (French agrees with the noun)
+    tag: str  # after the fund's code on a breach line
+
+
+_CLAIMS = _Section("", "Décidées dans le délai de 48 heures", "Décidées", "Délai de décision, {p}e centile (heures)",
+                   "Dépassements du délai", "Délai de décision des feuilles de soins (48 h)", ("Reçues", "Décidées"), "")
+_APPEALS = _Section("appeal-", "Recours décidés dans le délai de 48 heures", "Recours décidés",
+                    "Délai de décision des recours, {p}e centile (heures)", "Recours : dépassements du délai",
+                    "Délai de décision des recours (48 h)", ("Reçus", "Décidés"), " (recours)")
+
+
+def _pop(code: str, count: int) -> dict:
+    return {"code": {"coding": [{"system": POPULATION, "code": code}]}, "count": count}
+
+
+def _groups(t: Tally, section: _Section) -> list[dict]:
+    def group(code: str, display: str, **rest) -> dict:
+        return {"code": {"coding": [{"system": SLA_CS, "code": section.prefix + code, "display": display}]}, **rest}
 
     groups = [
-        group("decided-by-deadline", "Décidées dans le délai de 48 heures",
-              population=[pop("initial-population", fd.received), pop("denominator", fd.settled), pop("numerator", fd.within_deadline)],
-              measureScore={"value": round(fd.share_within * 100, 2), "unit": "%", "system": UCUM, "code": "%"}),
-        group("decided", "Décidées", population=[pop("numerator", fd.decided)]),
+        group("decided-by-deadline", section.within,
+              population=[_pop("initial-population", t.received), _pop("denominator", t.settled),
+                          _pop("numerator", t.within_deadline)],
+              measureScore={"value": round(t.share_within * 100, 2), "unit": "%", "system": UCUM, "code": "%"}),
+        group("decided", section.decided, population=[_pop("numerator", t.decided)]),
     ]
     for p in (50, 95, 99):
-        value = fd.percentile(p)
-        g = group(f"decision-time-p{p}", f"Délai de décision, {p}e centile (heures)")
+        value = t.percentile(p)
+        g = group(f"decision-time-p{p}", section.percentile.format(p=p))
         if value is not None:
             g["measureScore"] = {"value": value, "unit": "h", "system": UCUM, "code": "h"}
         groups.append(g)
-    breach_group = group("breaches", "Dépassements du délai", population=[pop("numerator", len(fd.breaches))])
-    by_reason = Counter(b.reason for b in fd.breaches)
+    breach_group = group("breaches", section.breaches, population=[_pop("numerator", len(t.breaches))])
+    by_reason = Counter(b.reason for b in t.breaches)
     if by_reason:
         breach_group["stratifier"] = [{
             "code": [{"text": "motif"}],
             "stratum": [
                 {"value": {"coding": [{"system": SLA_CS, "code": reason}], "text": Breach("", reason, 0, False).reason_text},
-                 "population": [pop("numerator", n)]}
+                 "population": [_pop("numerator", n)]}
                 for reason, n in sorted(by_reason.items())
             ],
         }]
     groups.append(breach_group)
+    return groups
+
+
+def measure_report(fd: FundDay, tz: str) -> dict:
     start, end = day_bounds(fd.day, tz)
     report = {
         "resourceType": "MeasureReport",
@@ -153,10 +209,11 @@ def measure_report(fd: FundDay, tz: str) -> dict:
         "date": to_instant(now_us()),
         "reporter": {"reference": fd.fund_ref},
         "period": {"start": to_instant(start), "end": to_instant(end - 1)},
-        "group": groups,
+        "group": _groups(fd, _CLAIMS) + _groups(fd.appeals, _APPEALS),
     }
-    if fd.breaches:
-        report["evaluatedResource"] = [{"reference": f"Claim/{b.claim_id}"} for b in fd.breaches[:1000]]
+    late = list(dict.fromkeys(b.claim_id for b in fd.breaches + fd.appeals.breaches))  # a claim late on both counts once
+    if late:
+        report["evaluatedResource"] = [{"reference": f"Claim/{claim_id}"} for claim_id in late[:1000]]
     return report
 
 
@@ -179,19 +236,21 @@ async def sla_operation(inv: Invocation):
 
 
 def print_report(days: list[FundDay], console: Console) -> None:
-    table = Table(title="Délai de décision des feuilles de soins (48 h)")
-    for col in ("Organisme", "Jour", "Reçues", "Décidées", "En cours", "Dans le délai", "p50 (h)", "p95 (h)", "p99 (h)",
-                "Dépassements"):
-        table.add_column(col, justify="right" if col not in ("Organisme", "Jour") else "left")
-    for fd in days:
+    for section, tally in ((_CLAIMS, lambda fd: fd), (_APPEALS, lambda fd: fd.appeals)):
+        table = Table(title=section.title)
+        for col in ("Organisme", "Jour", *section.columns, "En cours", "Dans le délai", "p50 (h)", "p95 (h)", "p99 (h)",
+                    "Dépassements"):
+            table.add_column(col, justify="right" if col not in ("Organisme", "Jour") else "left")
         fmt = lambda v: "—" if v is None else f"{v:.2f}"  # noqa: E731
-        table.add_row(fd.fund_code, fd.day.isoformat(), str(fd.received), str(fd.decided), str(fd.open_in_time),
-                      f"{fd.share_within:.1%}",
-                      fmt(fd.percentile(50)), fmt(fd.percentile(95)), fmt(fd.percentile(99)), str(len(fd.breaches)))
-    console.print(table)
-    for fd in days:
-        for reason, n in sorted(Counter(b.reason_text for b in fd.breaches).items()):
-            console.print(f"  {fd.fund_code}: {n} dépassement(s) — {reason}")
+        for fd in days:
+            t = tally(fd)
+            table.add_row(fd.fund_code, fd.day.isoformat(), str(t.received), str(t.decided), str(t.open_in_time),
+                          f"{t.share_within:.1%}", fmt(t.percentile(50)), fmt(t.percentile(95)), fmt(t.percentile(99)),
+                          str(len(t.breaches)))
+        console.print(table)
+        for fd in days:
+            for reason, n in sorted(Counter(b.reason_text for b in tally(fd).breaches).items()):
+                console.print(f"  {fd.fund_code}{section.tag}: {n} dépassement(s) — {reason}")
 
 
 async def _sla(database_url: str, day: date, fund: str | None, tz: str) -> list[FundDay]:

@@ -183,7 +183,9 @@ claim_outbox = Table(
 # deadline, then the revised decision.  ``open_ledger_id`` is the claim's ledger id while the
 # appeal is open and NULL once closed: unique, so a claim has at most one open appeal.  An
 # increase decided on a claim already paid is paid through the daily payment run, once
-# (``paid_on`` is set in that run's transaction).
+# (``paid_on`` is set in that run's transaction).  A row with ``follows_id`` is no appeal of
+# its own: the complementary insurer's decision revised because the appeal it names changed the
+# AMO benefit (closed when written; its difference is paid or recovered the same way).
 claim_appeal = Table(
     "claim_appeal",
     metadata,
@@ -197,9 +199,14 @@ claim_appeal = Table(
     Column("lines", String(255), nullable=True),  # contested line numbers, space-separated (none: all)
     Column("documents", LargeBinary, nullable=True),  # JSON list of Attachments / References
     Column("contested", String(200), nullable=False),  # ClaimResponse/<id>/_history/<v> appealed against
-    Column("status", String(12), nullable=False),  # open | closed
+    Column("status", String(12), nullable=False),  # open | waiting-info | closed
     Column("received_at", BigInteger, nullable=False),
-    Column("due_at", BigInteger, nullable=False),
+    Column("due_at", BigInteger, nullable=False),  # received + 48 h, extended only by allowed pauses
+    Column("escalated_at", BigInteger, nullable=True),
+    Column("info_request_id", String(64), nullable=True),  # CommunicationRequest to the appellant
+    Column("paused_at", BigInteger, nullable=True),
+    Column("paused_total_us", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("follows_id", BigInteger, nullable=True),  # a complementary revision → the appeal it follows
     Column("closed_at", BigInteger, nullable=True),
     Column("closed_by", String(130), nullable=True),
     Column("resolution", Text, nullable=True),  # the agent's why
@@ -212,6 +219,9 @@ claim_appeal = Table(
     Index("ux_claim_appeal_open", "open_ledger_id", unique=True),
     Index("ix_claim_appeal_ledger", "ledger_id"),
     Index("ix_claim_appeal_queue", "fund_code", "status", "due_at"),
+    Index("ix_claim_appeal_clock", "status", "due_at"),  # escalation, pauses that run out
+    Index("ix_claim_appeal_info", "info_request_id"),
+    Index("ix_claim_appeal_received", "fund_code", "received_at"),  # the SLA report
 )
 
 CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal)

@@ -216,7 +216,9 @@ class Worker:
     # --- the clock ---------------------------------------------------------------------------
 
     async def escalate(self) -> int:
-        """Flag claims whose deadline is near and move their work to the front."""
+        """Flag claims and appeals whose deadline is near and move their work to the front."""
+        from claims import appeals
+
         now = now_us()
         horizon = now + self.settings.escalate_before_hours * HOUR_US
         led = claim_ledger.c
@@ -226,13 +228,14 @@ class Worker:
                 select(led.id).where(led.status.in_(ledger.OPEN_STATUSES), led.escalated_at.is_(None), led.due_at <= horizon)
                 .limit(1000)
             )).scalars())
-            if not ids:
-                return 0
-            await conn.execute(update(claim_ledger).where(led.id.in_(ids)).values(escalated_at=now))
-            await conn.execute(update(claim_review_task).where(claim_review_task.c.ledger_id.in_(ids)).values(escalated=1))
-            await queue.escalate(conn, ids)
-        log.info("escalated %d claims near their deadline", len(ids))
-        return len(ids)
+            if ids:
+                await conn.execute(update(claim_ledger).where(led.id.in_(ids)).values(escalated_at=now))
+                await conn.execute(update(claim_review_task).where(claim_review_task.c.ledger_id.in_(ids)).values(escalated=1))
+                await queue.escalate(conn, ids)
+            appealed = await appeals.escalate(conn, now, horizon)  # no job: their Task goes first in the queue
+        if ids or appealed:
+            log.info("escalated %d claims and %d appeals near their deadline", len(ids), appealed)
+        return len(ids) + appealed
 
     # --- the loop ----------------------------------------------------------------------------
 
