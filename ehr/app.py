@@ -101,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await app.state.engine.dispose()
 
     app = FastAPI(title="Sijill FHIR server", version="0.1.0", lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
-    app.dependency_overrides[get_settings] = lambda: settings
+    app.state.settings = settings  # what the AppSettings dependency hands to endpoints
     _install_error_handlers(app)
 
     from ehr.rest import audit_trail, capabilities, operations, routes
@@ -118,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A router dependency, not a middleware: BaseHTTPMiddleware costs every request dearly.
     negotiated = [Depends(check_accept)]
     app.include_router(capabilities.router, dependencies=negotiated)  # /fhir/metadata: public
-    app.include_router(operations.router, dependencies=negotiated)
+    app.include_router(operations.router)  # negotiates per operation (printable letters serve HTML)
     app.include_router(audit_trail.router, dependencies=negotiated)  # before the generic /fhir/{type}
     app.include_router(routes.router, dependencies=negotiated)
     return app

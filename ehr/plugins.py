@@ -33,5 +33,6 @@ def load_plugins() -> None:
 
     validator(check_moroccan_write)
     import claims.register  # noqa: F401  (care-sheet submission, eligibility, review, $sla…)
+    import interop.paper.register  # noqa: F401  (the paper channel's printable letters)
 
     _loaded = True

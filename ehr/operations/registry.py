@@ -43,13 +43,18 @@ class Operation:
     handler: Handler
     definition: str
     affects_state: bool = False
+    # Media types the handler serves instead of FHIR JSON (e.g. text/html): it negotiates Accept itself.
+    produces: frozenset[str] = frozenset()
+    # The handler decides itself who may act on the instance (and answers 404 out of scope).
+    checks_target: bool = False
 
 
 _REGISTRY: dict[str, list[Operation]] = {}
 
 
 def operation(
-    name: str, *, levels: set[str], types: set[str] | None = None, definition: str | None = None, affects_state: bool = False
+    name: str, *, levels: set[str], types: set[str] | None = None, definition: str | None = None, affects_state: bool = False,
+    produces: set[str] = frozenset(), checks_target: bool = False,
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         _REGISTRY.setdefault(name, []).append(
@@ -60,6 +65,8 @@ def operation(
                 handler,
                 definition or f"http://hl7.org/fhir/OperationDefinition/Resource-{name}",
                 affects_state,
+                frozenset(produces),
+                checks_target,
             )
         )
         return handler

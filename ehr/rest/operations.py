@@ -4,30 +4,45 @@ Operations run as the authenticated caller: an instance-level operation first ne
 to be readable by them (404 otherwise, like any read), handlers receive the caller's access
 filter (``Invocation.access``; the whole security context is on ``request.state.security``),
 and each call is recorded in the audit trail (per patient concerned) unless the handler did so
-itself.  A pharmacist's answers carry only the minimum of any Patient in them.
+itself.  A pharmacist's answers carry only the minimum of any Patient in them.  Operations answer
+FHIR JSON (406 otherwise, like every endpoint) unless they declare other media types
+(``Operation.produces``: the paper channel's printable letters), which they negotiate themselves.
 """
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ehr.operations.registry import Invocation, Operation, resolve
 from ehr.outcome import FHIRError, not_found
 from ehr.parsing import parse_json
 from ehr.rest.deps import Engine, ResourceType, Security
-from ehr.rest.http import AppSettings, read_body
+from ehr.rest.http import AppSettings, check_accept, read_body
 from ehr.security.redaction import needs_redaction, redact
 from ehr.security.request import RequestSecurity
 from ehr.security.trail import target_patients
 from ehr.store import repository
 from ehr.store.db import read_connection
 
-router = APIRouter()
-
 # Operations that decide themselves whether the caller may act on a target they cannot read yet.
 OWN_TARGET_CHECK = frozenset({"break-glass"})
+
+
+async def negotiate(request: Request) -> None:
+    """FHIR JSON, as everywhere, unless the operation serves other media types (it negotiates them)."""
+    params = request.path_params
+    level = "instance" if "res_id" in params else "type" if "res_type" in params else "system"
+    try:
+        op = resolve(params.get("name", ""), level, params.get("res_type"))
+    except FHIRError:
+        op = None  # unknown: the endpoint answers 404
+    if op is None or not op.produces:
+        await check_accept(request)
+
+
+router = APIRouter(dependencies=[Depends(negotiate)])
 
 
 def _parameter_value(p: dict) -> object:
@@ -59,7 +74,7 @@ async def _run(op: Operation, inv: Invocation, security: RequestSecurity) -> Res
         "operation", operation=f"${op.name}", what="/".join(x for x in (res_type, res_id) if x) or None,
         target=(res_type, res_id) if res_id else None,
     )
-    if res_id is not None and op.name not in OWN_TARGET_CHECK:
+    if res_id is not None and op.name not in OWN_TARGET_CHECK and not op.checks_target:
         security.guard.require(res_type, "r")
         async with read_connection(inv.engine) as conn:
             target = await repository.current(conn, res_type, res_id, access=security.access)

@@ -1,0 +1,4 @@
+"""Importing this module registers the paper channel's operations (``$letter``, ``$access-report``)."""
+import interop.paper.access_report  # noqa: F401
+import interop.paper.decision  # noqa: F401
+import interop.paper.payment  # noqa: F401
