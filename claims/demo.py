@@ -251,7 +251,8 @@ class SheetGenerator:
         self.n = 0
         self.insured = [p for p in self.population.patients if p in self.population.coverage]
         self.care_days = max(1, care_days)
-        self._visits: list[int] = []
+        self._today: list[int] = []  # (patient, date) pairs as patient × care_days + days before the day
+        self._earlier: list[int] = []
 
     def number(self, prefix: str = "FSE") -> str:
         self.n += 1
@@ -271,18 +272,32 @@ class SheetGenerator:
         pid, inpe = self.population.doctors[self.rng.randrange(len(self.population.doctors))]
         return ("Practitioner", pid, inpe)
 
-    def visit(self) -> tuple[str, date]:
-        """The next (patient, date of care), without repeats until every pair was drawn."""
-        if not self._visits:
-            self._visits = list(range(len(self.insured) * self.care_days))
-            self.rng.shuffle(self._visits)
-        pair = self._visits.pop()
+    def _refill(self) -> None:
+        k = self.care_days
+        self._today = [i * k for i in range(len(self.insured))]
+        self._earlier = [i * k + d for i in range(len(self.insured)) for d in range(1, k)]
+        self.rng.shuffle(self._today)
+        self.rng.shuffle(self._earlier)
+
+    def visit(self, same_day: bool = False) -> tuple[str, date]:
+        """The next (patient, date of care), without repeats until every pair was drawn;
+        ``same_day``: care on the day itself."""
+        if not self._today and (same_day or not self._earlier):
+            self._refill()
+        if same_day or not self._earlier:
+            pool = self._today
+        elif not self._today:
+            pool = self._earlier
+        else:
+            pool = self._today if self.rng.randrange(len(self._today) + len(self._earlier)) < len(self._today) else self._earlier
+        pair = pool.pop()
         return self.insured[pair // self.care_days], self.day - timedelta(days=pair % self.care_days)
 
     def sheet(self, kind: str) -> Sheet:
-        """One care sheet of ``kind`` for the next visit."""
+        """One care sheet of ``kind`` for the next visit.  A hospital stay is authorised on the
+        day of submission (the fund's authorisation runs from its receipt) for a stay that day."""
         rng = self.rng
-        pid, on = self.visit()
+        pid, on = self.visit(same_day=kind == "hospital")
         cov = self.population.coverage[pid]["id"]
         alds = self.population.ald.get(pid, [])
         if kind == "gp":

@@ -30,6 +30,7 @@ import httpx
 import orjson
 import typer
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from claims import ledger, queue
@@ -229,8 +230,9 @@ class Worker:
                 .limit(1000)
             )).scalars())
             if ids:
-                await conn.execute(update(claim_ledger).where(led.id.in_(ids)).values(escalated_at=now))
+                # Review task before ledger row, the order an agent's decision locks them in (no deadlock).
                 await conn.execute(update(claim_review_task).where(claim_review_task.c.ledger_id.in_(ids)).values(escalated=1))
+                await conn.execute(update(claim_ledger).where(led.id.in_(ids)).values(escalated_at=now))
                 await queue.escalate(conn, ids)
             appealed = await appeals.escalate(conn, now, horizon)  # no job: their Task goes first in the queue
         if ids or appealed:
@@ -242,10 +244,15 @@ class Worker:
     async def run(self, stop: asyncio.Event, *, deliver: bool = True) -> None:
         async with httpx.AsyncClient() as http:
             while not stop.is_set():
-                done = await self.run_once()
-                sent = await deliver_due(self.engine, self.settings, http) if deliver else 0
+                try:
+                    done = await self.run_once()
+                    sent = await deliver_due(self.engine, self.settings, http) if deliver else 0
+                    if not done and not sent:
+                        await seal_pending(self.engine)  # the audit trail is chained even with no API server up
+                except DBAPIError as exc:  # a deadlock, a lost connection: nothing was committed, go on
+                    log.warning("worker round failed (%s); retrying", exc.orig.__class__.__name__ if exc.orig else exc)
+                    done = sent = 0
                 if not done and not sent:
-                    await seal_pending(self.engine)  # the audit trail is chained even with no API server up
                     try:
                         await asyncio.wait_for(stop.wait(), self.settings.idle_sleep_seconds)
                     except asyncio.TimeoutError:

@@ -33,6 +33,38 @@ def _mount() -> None:
 
 _mount()
 
+# --- storage: the object store behind Binary (docs/storage.md) ------------------------------
+storage_app = typer.Typer(help="Object storage of documents (Binary bytes).", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("gc")
+def storage_gc(
+    older_than_minutes: int = typer.Option(60, min=1, help="Only objects at least this old (a write may be committing)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List the orphans without deleting them."),
+) -> None:
+    """Delete stored objects that no Binary version refers to (left by a crash between write and commit)."""
+    from datetime import timedelta
+
+    from ehr.store.db import create_engine
+    from interop.binary.gc import collect
+    from interop.storage import open_store
+
+    settings = get_settings()
+
+    async def run():
+        engine = create_engine(settings.database_url)
+        try:
+            return await collect(engine, open_store(settings), min_age=timedelta(minutes=older_than_minutes), dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    done = asyncio.run(run())
+    for key in done.deleted:
+        console.print(("would delete " if dry_run else "deleted ") + key)
+    console.print(f"{len(done.deleted)} orphan(s){' found' if dry_run else ' deleted'}, "
+                  f"{done.kept_referenced} referenced and {done.kept_recent} recent object(s) kept")
+
 
 @app.command()
 def serve(
@@ -89,11 +121,16 @@ def bench(ctx: typer.Context) -> None:
     """Run the benchmark harness against a real server on PostgreSQL; writes bench/results/.
 
     Every option is the harness's own (`sijill bench --help-harness` lists them), e.g.
-    `sijill bench --patients 2000 --duration 10 --connections 32`.
+    `sijill bench --patients 2000 --duration 10 --connections 32`.  `sijill bench claims [options]`
+    runs the care-sheet benchmark instead (`sijill bench claims --help-harness`).
     """
     from bench.harness import main as bench_main
 
     args = ["--help" if a == "--help-harness" else a for a in ctx.args]
+    if args[:1] == ["claims"]:
+        from bench.claims_replay import main as claims_main
+
+        raise typer.Exit(claims_main(args[1:]))
     raise typer.Exit(bench_main(args))
 
 

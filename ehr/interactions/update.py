@@ -9,6 +9,7 @@ from ehr.interactions.context import Context, Result, store
 from ehr.interactions.preconditions import check_id, check_if_match, lock_condition, new_id, single_match
 from ehr.outcome import FHIRError, not_found
 from ehr.store import repository
+from ehr.store.repository import Stored
 
 
 async def update(ctx: Context, res_type: str, res_id: str, res: dict, *, if_match: str | None = None) -> Result:
@@ -16,6 +17,13 @@ async def update(ctx: Context, res_type: str, res_id: str, res: dict, *, if_matc
     check_id(res_type, res_id)
     ctx.check_write(res_type, res_id, res)
     prior = await repository.current(ctx.conn, res_type, res_id, for_update=True)
+    status = await may_replace(ctx, res_type, res_id, prior, if_match)
+    stored = await store(ctx, res_type, res_id, res, method="PUT", prior=prior)
+    return Result(status, stored)
+
+
+async def may_replace(ctx: Context, res_type: str, res_id: str, prior: Stored | None, if_match: str | None) -> int:
+    """The checks on what an update overwrites (locked ``prior``): its status, 200 or 201."""
     existed = prior is not None and not prior.deleted
     if existed and ctx.access is not None:
         if await repository.current(ctx.conn, res_type, res_id, access=ctx.access) is None:
@@ -23,8 +31,7 @@ async def update(ctx: Context, res_type: str, res_id: str, res: dict, *, if_matc
     if not existed:
         ctx.require(res_type, "c")  # update-as-create
     check_if_match(res_type, res_id, prior, if_match)
-    stored = await store(ctx, res_type, res_id, res, method="PUT", prior=prior)
-    return Result(200 if existed else 201, stored)
+    return 200 if existed else 201
 
 
 async def conditional_update(

@@ -14,8 +14,9 @@ from typing import Callable
 
 from ehr.hooks import submission_handlers, validate_write
 from ehr.interactions.context import Context, Result, store_many
-from ehr.interactions.preconditions import check_id, check_if_match
-from ehr.outcome import FHIRError, not_found
+from ehr.interactions.preconditions import check_id
+from ehr.interactions.update import may_replace
+from ehr.outcome import FHIRError
 from ehr.store import repository
 from ehr.store.repository import NewVersion
 
@@ -70,11 +71,4 @@ async def _check(ctx: Context, e, res_type: str, res_id: str, prior) -> tuple[ob
     ctx.require(res_type, "u")
     check_id(res_type, res_id)
     ctx.check_write(res_type, res_id, e.resource)
-    existed = prior is not None and not prior.deleted
-    if existed and ctx.access is not None:
-        if await repository.current(ctx.conn, res_type, res_id, access=ctx.access) is None:
-            raise not_found(res_type, res_id)
-    if not existed:
-        ctx.require(res_type, "c")  # update-as-create
-    check_if_match(res_type, res_id, prior, e.if_match)
-    return prior, 200 if existed else 201
+    return prior, await may_replace(ctx, res_type, res_id, prior, e.if_match)
