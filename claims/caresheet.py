@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import orjson
 
+from claims.clock import local_date, now_us
 from claims.money import CURRENCY, round_cent, to_decimal
 from claims.uris import (
     ACTS,
@@ -91,7 +91,8 @@ class CareSheet:
 
 
 def today(tz: str = "Africa/Casablanca") -> date:
-    return datetime.now(ZoneInfo(tz)).date()
+    """Today in Morocco by the claims clock (virtual in benchmarks, see ``claims.clock``)."""
+    return local_date(now_us(), tz)
 
 
 def local_reference_id(ref: object, res_type: str) -> str | None:
