@@ -171,7 +171,10 @@ async def _prior_lines(conn: AsyncConnection, patient_ids: set[str], since: date
     rows = await conn.execute(
         select(t.c.patient_id, t.c.ledger_id, t.c.provider_inpe, t.c.code, t.c.service_date, t.c.benefit_cents, t.c.fund_code)
         .select_from(t.join(led, led.c.id == t.c.ledger_id))
-        .where(t.c.patient_id.in_(sorted(patient_ids)), t.c.service_date >= since.isoformat(), led.c.use == "claim",
+        # The ledger side filtered by patient too: both sides then come from their patient index,
+        # and the cost follows the patients' history, not the size of the ledger.
+        .where(t.c.patient_id.in_(sorted(patient_ids)), led.c.patient_id.in_(sorted(patient_ids)),
+               t.c.service_date >= since.isoformat(), led.c.use == "claim",
                led.c.payer_rank == 1, led.c.status != SUPERSEDED, ~exists().where(replacement.c.corrects_id == led.c.id))
     )
     out: dict[str, list[PriorLine]] = defaultdict(list)
