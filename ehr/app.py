@@ -120,5 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(capabilities.router, dependencies=negotiated)  # /fhir/metadata: public
     app.include_router(operations.router)  # negotiates per operation (printable letters serve HTML)
     app.include_router(audit_trail.router, dependencies=negotiated)  # before the generic /fhir/{type}
+    from ehr.hooks import routers as package_routers
+
+    for package_router in package_routers:  # raw Binary bodies: they negotiate their own types
+        app.include_router(package_router)
     app.include_router(routes.router, dependencies=negotiated)
     return app

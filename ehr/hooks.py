@@ -4,7 +4,8 @@
 sheet ``Claim`` answers with a ``ClaimResponse``, not with itself) registers the coroutine that
 handles it; the REST create endpoint and transaction entries call it instead of the plain
 create.  ``write_validators``: checks run on every write of a type (profile validation), before
-anything is stored, inside the same transaction.
+anything is stored, inside the same transaction.  ``routers``: endpoints a package serves ahead
+of the generic ``/fhir/{type}`` ones, negotiating their own media types (raw ``Binary`` bodies).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ WriteValidator = Callable[[Context, dict], Awaitable[None]]
 submission_handlers: dict[str, SubmissionHandler] = {}
 bulk_submission_handlers: dict[str, BulkSubmissionHandler] = {}
 write_validators: list[WriteValidator] = []
+routers: list = []  # fastapi.APIRouter, included by ehr.app before the generic routes
 
 
 def submission(res_type: str) -> Callable[[SubmissionHandler], SubmissionHandler]:

@@ -34,5 +34,7 @@ def load_plugins() -> None:
     validator(check_moroccan_write)
     import claims.register  # noqa: F401  (care-sheet submission, eligibility, review, $sla…)
     import interop.paper.register  # noqa: F401  (the paper channel's printable letters)
+    import interop.binary.register  # noqa: F401  (Binary bytes in object storage)
+    import interop.bulk.register  # noqa: F401  (FHIR Bulk Data $export)
 
     _loaded = True

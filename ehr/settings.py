@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -22,7 +22,9 @@ class Settings(BaseSettings):
     # Public base of the FHIR API, used in Location headers, Bundle links and fullUrls.
     base_url: str = "http://127.0.0.1:8000/fhir"
     data_dir: Path = Path("./data")
-    db_pool_size: int = Field(default=10, ge=1)
+    # Connections kept open per process: above the requests one process serves at once, so that
+    # none is opened and closed per request (each is a PostgreSQL backend process).
+    db_pool_size: int = Field(default=20, ge=1)
     # One limit for every body: the REST layer and the ASGI middleware both enforce it.
     max_body_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     default_page_size: int = Field(default=20, ge=1)
@@ -32,6 +34,20 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # One JSON object per log line, whitelisted fields only (no clinical data); off for tests.
     log_json: bool = True
+
+    # --- object storage (documents: Binary bytes) — interop/storage, docs/storage.md -----------
+    # None: a local directory, <data_dir>/objects (= file:./data/objects by default);
+    # file:/some/dir, or s3://bucket[/prefix] with the s3_* settings below (MinIO, any S3).
+    storage_url: str | None = None
+    s3_endpoint: str | None = None  # host:port of the S3 API, e.g. minio:9000
+    s3_access_key: str | None = None
+    s3_secret_key: SecretStr | None = None
+    s3_secure: bool = True  # HTTPS to the S3 endpoint
+    s3_region: str | None = None
+    # Largest Binary accepted (raw upload or decoded base64); Binary.data's size is an integer.
+    max_binary_bytes: int = Field(default=100 * 1024 * 1024, ge=1024, le=2**31 - 1)
+    # Largest Binary served inline (base64) in its FHIR JSON form; larger ones are fetched raw.
+    max_binary_inline_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
 
     # --- authentication ---------------------------------------------------------------------
     # False only for tests and tools that run without tokens: requests then act unrestricted.
@@ -115,6 +131,19 @@ class Settings(BaseSettings):
     def _valid_rate(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on "ten per minute"
         return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _known_storage(cls, value: str | None) -> str | None:
+        if value is None or value.startswith("file:") or (value.startswith("s3://") and urlsplit(value).netloc):
+            return value
+        raise ValueError("storage_url is file:<dir> or s3://<bucket>[/prefix]")
+
+    @model_validator(mode="after")
+    def _s3_needs_endpoint(self) -> "Settings":
+        if self.storage_url and self.storage_url.startswith("s3://") and not self.s3_endpoint:
+            raise ValueError("storage_url is s3://…: set s3_endpoint (host:port) too")
+        return self
 
     @field_validator("cors_origins")
     @classmethod

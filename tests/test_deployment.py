@@ -48,6 +48,26 @@ def test_compose_parses_and_wires_app_to_postgres():
     assert services["app"]["depends_on"]["db"]["condition"] == "service_healthy"
 
 
+def test_compose_runs_minio_and_wires_app_and_worker_to_it():
+    services = _compose()["services"]
+    minio = services["minio"]
+    assert minio["image"].startswith("minio/minio:") and "latest" not in minio["image"]
+    assert minio["healthcheck"]["test"][:2] == ["CMD", "mc"]  # the image has no curl
+    volume = next(v for v in minio["volumes"] if v.endswith(":/data"))
+    assert volume.split(":")[0] in _compose()["volumes"]
+    assert services["app"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert ("storage", "gc") in _cli_paths()  # what operators run against it
+    for name in ("app", "worker"):
+        env = services[name]["environment"]
+        assert env["SIJILL_STORAGE_URL"].startswith("s3://")
+        assert env["SIJILL_S3_ENDPOINT"] == "minio:9000"
+        # the keys come from the environment, and are the ones MinIO is started with
+        assert env["SIJILL_S3_ACCESS_KEY"] == minio["environment"]["MINIO_ROOT_USER"]
+        assert env["SIJILL_S3_SECRET_KEY"] == minio["environment"]["MINIO_ROOT_PASSWORD"]
+        assert env["SIJILL_S3_SECRET_KEY"].startswith("${SIJILL_S3_SECRET_KEY")
+        assert Settings(_env_file=None, s3_secure=env["SIJILL_S3_SECURE"]).s3_secure is False
+
+
 def test_compose_names_only_settings_the_app_reads():
     fields = {f"SIJILL_{name.upper()}" for name in Settings.model_fields}
     for name, service in _compose()["services"].items():

@@ -166,19 +166,29 @@ class _TooLarge(Exception):
 class BodySizeLimitMiddleware:
     """413 for bodies over ``max_bytes``, declared (Content-Length) or streamed (chunked)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, document_prefix: str | None = None, max_document_bytes: int = 0):
         self.app = app
         self.max_bytes = max_bytes
+        # Document uploads (raw Binary bodies, streamed to object storage) have their own limit.
+        self.document_prefix = document_prefix
+        self.max_document_bytes = max_document_bytes
 
-    def _error(self) -> FHIRError:
-        return FHIRError.of(413, "too-costly", f"The request body exceeds {self.max_bytes} bytes")
+    def _limit(self, path: str) -> int:
+        prefix = self.document_prefix
+        if prefix and (path == prefix or path.startswith(prefix + "/")):
+            return max(self.max_bytes, self.max_document_bytes)
+        return self.max_bytes
+
+    def _error(self, limit: int) -> FHIRError:
+        return FHIRError.of(413, "too-costly", f"The request body exceeds {limit} bytes")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self._limit(scope.get("path", ""))
         for name, value in scope.get("headers", ()):
-            if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                return await send_outcome(send, self._error())
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                return await send_outcome(send, self._error(limit))
         received = 0
         started = False
 
@@ -187,7 +197,7 @@ class BodySizeLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > limit:
                     raise _TooLarge()
             return message
 
@@ -201,7 +211,7 @@ class BodySizeLimitMiddleware:
         except _TooLarge:
             if started:
                 raise
-            await send_outcome(send, self._error())
+            await send_outcome(send, self._error(limit))
 
 
 # --- structured logs -----------------------------------------------------------------------------
@@ -290,7 +300,10 @@ class AccessLogMiddleware:
 def install_middleware(app: FastAPI, settings: Settings, max_body_bytes: int) -> None:
     """All of the above in the right order (the last added runs first)."""
     app.add_middleware(RateLimitMiddleware, **RateLimitMiddleware.options(settings))
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=max_body_bytes, document_prefix="/fhir/Binary",
+        max_document_bytes=settings.max_binary_bytes,
+    )
     add_cors(app, settings)  # preflights answered before limits and auth
     app.add_middleware(SecurityHeadersMiddleware, hsts_seconds=settings.hsts_seconds)
     app.add_middleware(AccessLogMiddleware)

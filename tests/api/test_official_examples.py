@@ -18,6 +18,8 @@ def _without_server_meta(res: dict) -> dict:
     meta = {k: v for k, v in (out.pop("meta", None) or {}).items() if k not in ("versionId", "lastUpdated")}
     if meta:
         out["meta"] = meta
+    if out.get("resourceType") == "Binary" and "data" in out:  # whitespace in base64 carries nothing
+        out["data"] = "".join(out["data"].split())
     return out
 
 
