@@ -592,11 +592,8 @@ class ClaimsRun:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     console = Console()
-    try:
-        with psycopg.connect(pg.maintenance_url(args.database_url), connect_timeout=5):
-            pass
-    except psycopg.Error as exc:
-        console.print(f"[red]PostgreSQL is not reachable for {args.database_url}: {exc}[/red]")
+    if problem := pg.unreachable(args.database_url):
+        console.print(f"[red]PostgreSQL is not reachable for {args.database_url}: {problem}[/red]")
         return 2
     return ClaimsRun(args, console).execute()
 

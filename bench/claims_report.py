@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 
+from bench import report
 from bench.report import MAX_ERROR_RATIO, Target, Verdict, _fmt, _status
 
 AUTO_RATE_GOAL = 300.0  # claims/s, submission to decision
@@ -95,11 +96,7 @@ TARGETS = (
 
 
 def evaluate(results: dict) -> list[dict]:
-    out = []
-    for t in TARGETS:
-        v = t.check(results)
-        out.append({"key": t.key, "label": t.label, "goal": t.goal, "measured": v.measured, "met": v.met, "why": v.why})
-    return out
+    return report.evaluate(results, TARGETS)
 
 
 # The worker's stages, by the functions that run them (cumulative time, nested calls included).

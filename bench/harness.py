@@ -334,11 +334,8 @@ def preflight(args: argparse.Namespace, console: Console) -> int:
     if not wrk.available():
         console.print(f"[red]{wrk.INSTALL_HINT}[/red]")
         return 2
-    try:
-        with psycopg.connect(pg.maintenance_url(args.database_url), connect_timeout=5):
-            pass
-    except psycopg.Error as exc:
-        console.print(f"[red]PostgreSQL is not reachable for {args.database_url}: {exc}[/red]")
+    if problem := pg.unreachable(args.database_url):
+        console.print(f"[red]PostgreSQL is not reachable for {args.database_url}: {problem}[/red]")
         return 2
     return 0
 

@@ -28,6 +28,17 @@ def maintenance_url(url: str) -> str:
     return make_url(libpq_url(url)).set(database="postgres").render_as_string(hide_password=False)
 
 
+def unreachable(url: str) -> str | None:
+    """Why PostgreSQL cannot be reached for ``url`` (None when it can)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(maintenance_url(url), connect_timeout=5):
+            return None
+    except psycopg.Error as exc:
+        return str(exc)
+
+
 def recreate_database(url: str) -> None:
     """Drop (forcing out stale sessions of an earlier run) and create the database of ``url``."""
     name = make_url(url).database

@@ -126,9 +126,9 @@ TARGETS = (
 )
 
 
-def evaluate(results: dict) -> list[dict]:
+def evaluate(results: dict, targets: tuple | list | None = None) -> list[dict]:
     out = []
-    for t in TARGETS:
+    for t in targets if targets is not None else TARGETS:
         v = t.check(results)
         out.append({"key": t.key, "label": t.label, "goal": t.goal, "measured": v.measured, "met": v.met, "why": v.why})
     return out
