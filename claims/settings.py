@@ -13,7 +13,7 @@ class ClaimsSettings(BaseModel):
     deadline_hours: int = Field(default=48, ge=1)
     escalate_before_hours: int = Field(default=8, ge=0)
     lease_seconds: int = Field(default=60, ge=1)
-    batch_size: int = Field(default=50, ge=1)
+    batch_size: int = Field(default=200, ge=1)
     max_attempts: int = Field(default=5, ge=1)
     idle_sleep_seconds: float = Field(default=0.5, gt=0)
     rulesets_dir: Path = RULESETS_DIR
