@@ -141,7 +141,7 @@ class MemoryReport:
 
     @property
     def max_worker_mb(self) -> float:
-        return max((self.peak_mb[p] for p in self.workers()), default=0.0)
+        return max((self.peak_mb.get(p, 0.0) for p in self.workers()), default=0.0)  # none sampled: 0
 
     def to_json(self) -> dict:
         return {
