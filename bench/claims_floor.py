@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from contextlib import asynccontextmanager
 
 import orjson
 from psycopg import sql
@@ -25,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from bench.floor_read import pool_lifespan
 from bench.pg import FLOOR_TABLE
 
 FHIR_JSON = "application/fhir+json"
@@ -58,16 +58,8 @@ def create_app(dsn: str, pool_size: int = 10) -> Starlette:
                "entry": [{"response": {"status": "201 Created"}} for _ in rows]}
         return Response(orjson.dumps(out), media_type=FHIR_JSON)
 
-    @asynccontextmanager
-    async def lifespan(_app):
-        await pool.open(wait=True)
-        try:
-            yield
-        finally:
-            await pool.close()
-
     return Starlette(routes=[Route("/fhir", batch, methods=["POST"]),
-                             Route("/fhir/{res_type}", create, methods=["POST"])], lifespan=lifespan)
+                             Route("/fhir/{res_type}", create, methods=["POST"])], lifespan=pool_lifespan(pool))
 
 
 def app_from_env() -> Starlette:

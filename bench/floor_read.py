@@ -36,6 +36,11 @@ def create_app(dsn: str, table: str = "resource", pool_size: int = 10) -> Starle
             return Response(status_code=404)
         return Response(bytes(row[0]), media_type=FHIR_JSON)
 
+    return Starlette(routes=[Route("/fhir/{res_type}/{res_id}", read)], lifespan=pool_lifespan(pool))
+
+
+def pool_lifespan(pool):
+    """The floor app's lifespan: the connection pool open while it serves."""
     @asynccontextmanager
     async def lifespan(_app):
         await pool.open(wait=True)
@@ -44,7 +49,7 @@ def create_app(dsn: str, table: str = "resource", pool_size: int = 10) -> Starle
         finally:
             await pool.close()
 
-    return Starlette(routes=[Route("/fhir/{res_type}/{res_id}", read)], lifespan=lifespan)
+    return lifespan
 
 
 def app_from_env() -> Starlette:

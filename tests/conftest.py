@@ -30,21 +30,26 @@ BACKENDS = [b.strip() for b in os.environ.get("SIJILL_TEST_BACKENDS", "sqlite,po
 BASE = "http://test/fhir"
 
 
-def _pg_reachable() -> str | None:
+def _pg_reachable(url: str = PG_ADMIN) -> str | None:
     try:
-        with psycopg.connect(PG_ADMIN, connect_timeout=3):
+        with psycopg.connect(url, connect_timeout=3):
             return None
     except psycopg.Error as exc:
         return str(exc)
 
 
-@pytest.fixture(scope="session")
-def pg_database() -> str:
-    problem = _pg_reachable()
+def require_postgresql(url: str = PG_ADMIN) -> None:
+    """Fail (in CI) or skip (elsewhere) when PostgreSQL cannot be reached at ``url``."""
+    problem = _pg_reachable(url)
     if problem:
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL is required in CI and is unreachable: {problem}")
         pytest.skip(f"PostgreSQL unreachable: {problem}")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    require_postgresql()
     name = f"sijill_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

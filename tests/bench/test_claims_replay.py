@@ -14,6 +14,7 @@ import pytest
 
 from bench import pg
 from bench.claims_replay import main
+from tests.conftest import require_postgresql
 
 PG_BASE = os.environ.get("SIJILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 DB_NAME = f"sijill_test_claims_bench_{os.getpid()}"
@@ -21,13 +22,7 @@ DB_NAME = f"sijill_test_claims_bench_{os.getpid()}"
 
 @pytest.fixture
 def database():
-    try:
-        with psycopg.connect(pg.maintenance_url(PG_BASE), connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    require_postgresql(pg.maintenance_url(PG_BASE))
     url = PG_BASE.rsplit("/", 1)[0] + "/" + DB_NAME
     yield url
     with psycopg.connect(pg.maintenance_url(url), autocommit=True) as conn:

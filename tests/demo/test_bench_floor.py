@@ -18,6 +18,7 @@ from bench import pg, scenarios, wrk
 from bench.floor_read import create_app
 from bench.procs import RssSampler, Service, descendants, free_port
 from ehr.demo import iter_resources
+from tests.conftest import require_postgresql
 
 REPO = Path(__file__).resolve().parents[2]
 PG_BASE = os.environ.get("SIJILL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -26,13 +27,7 @@ DB_URL = PG_BASE.rsplit("/", 1)[0] + f"/sijill_test_bench_{os.getpid()}"
 
 @pytest.fixture(scope="module")
 def database():
-    try:
-        with psycopg.connect(pg.maintenance_url(PG_BASE), connect_timeout=3):
-            pass
-    except psycopg.Error as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required in CI and is unreachable: {exc}")
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    require_postgresql(pg.maintenance_url(PG_BASE))
     pg.recreate_database(DB_URL)
     yield DB_URL
     with psycopg.connect(pg.maintenance_url(DB_URL), autocommit=True) as conn:

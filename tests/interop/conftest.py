@@ -19,10 +19,17 @@ def signing_key() -> str:
 
 
 @pytest.fixture
-async def secure_app(claims_tables, tmp_path, signing_key):  # noqa: F811
+def secure_extra() -> dict:
+    """More settings for the secured server (a test module overrides it: the object store)."""
+    return {}
+
+
+@pytest.fixture
+async def secure_app(claims_tables, tmp_path, signing_key, secure_extra):  # noqa: F811
     settings = Settings(
         _env_file=None, database_url=claims_tables, base_url=BASE, data_dir=tmp_path / "data", auth_required=True,
-        dev_issuer_enabled=True, dev_issuer_private_key=SecretStr(signing_key), identity_cache_seconds=0, **TEST_LIMITS,
+        dev_issuer_enabled=True, dev_issuer_private_key=SecretStr(signing_key), identity_cache_seconds=0,
+        **secure_extra, **TEST_LIMITS,
     )
     async with running_app(settings) as app:
         yield app

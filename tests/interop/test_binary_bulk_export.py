@@ -10,15 +10,13 @@ import base64
 import httpx
 import orjson
 import pytest
-from pydantic import SecretStr
 
 from ehr.security.demo import SystemClient
 from ehr.security.roles import Role
 from ehr.security.scopes import ScopeSet
-from ehr.settings import Settings
 from interop.storage import open_store
-from tests.conftest import BASE, TEST_LIMITS, running_app
-from tests.interop.test_binary_storage import audit_events, s3_endpoint, settings, storage  # noqa: F401  (shared fixtures)
+from tests.conftest import BASE
+from tests.interop.test_binary_storage import audit_events, s3_endpoint, secure_extra, settings, storage  # noqa: F401  (shared fixtures)
 from tests.security.world import seed_world
 
 ASYNC = {"Prefer": "respond-async"}
@@ -101,7 +99,7 @@ async def test_cancelling_a_running_export_stops_it_and_deletes_its_files(client
     assert (await client.delete(status_url)).status_code == 202
     assert (await client.get(status_url)).status_code == 404
     job = status_url.rsplit("/", 1)[1]
-    for _ in range(100):  # the exporter notices at its next page, then removes what it wrote
+    for _ in range(500):  # the exporter notices at its next page, then removes what it wrote (≤ 10 s)
         await asyncio.sleep(0.02)
         if not exporter._running:
             break
@@ -118,17 +116,6 @@ async def test_bad_parameters_are_refused(client):
 
 
 # --- with tokens ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def secure_app(claims_tables, tmp_path, signing_key, storage):  # noqa: F811
-    settings = Settings(
-        _env_file=None, database_url=claims_tables, base_url=BASE, data_dir=tmp_path / "data", auth_required=True,
-        dev_issuer_enabled=True, dev_issuer_private_key=SecretStr(signing_key), identity_cache_seconds=0,
-        **storage, **TEST_LIMITS,
-    )
-    async with running_app(settings) as app:
-        yield app
 
 
 def _system_client(world, client_id: str, fund: str) -> httpx.AsyncClient:

@@ -258,14 +258,8 @@ def test_a_storage_url_that_names_no_store_is_refused_at_start_up():
 
 
 @pytest.fixture
-async def secure_app(claims_tables, tmp_path, signing_key, storage):  # noqa: F811
-    settings = Settings(
-        _env_file=None, database_url=claims_tables, base_url=BASE, data_dir=tmp_path / "data", auth_required=True,
-        dev_issuer_enabled=True, dev_issuer_private_key=SecretStr(signing_key), identity_cache_seconds=0,
-        **storage, **TEST_LIMITS,
-    )
-    async with running_app(settings) as app:
-        yield app
+def secure_extra(storage) -> dict:
+    return storage  # the secured server (tests/interop/conftest.py) stores documents here
 
 
 async def test_a_document_is_read_by_exactly_those_who_may_read_its_security_context(secure_app):
