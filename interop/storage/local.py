@@ -65,5 +65,8 @@ class LocalObjectStore:
                 full = Path(dirpath) / name
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
-                    mtime = datetime.fromtimestamp(full.stat().st_mtime, timezone.utc)
+                    try:
+                        mtime = datetime.fromtimestamp(full.stat().st_mtime, timezone.utc)
+                    except FileNotFoundError:  # renamed or deleted while listing (a writer finishing)
+                        continue
                     yield StoredObject(key, mtime)
