@@ -14,21 +14,12 @@ from ehr.store.schema import resource
 
 
 def _demo_users_bundle(reference: dict) -> dict:
-    """The demo users' own resources (one per role, see ``sijill token``), and for the demo doctor
-    an encounter with the first patients so the doctor has a file to open."""
-    from ehr.demo.generator import patient_id
+    """The demo users' own resources (one per role, see ``sijill token``); what they act on is the
+    story's (``ehr.demo.story_load``), written once the population is there."""
     from ehr.security.demo import demo_resources
 
     have = {(e["resource"]["resourceType"], e["resource"]["id"]) for e in reference.get("entry", [])}
     resources = [r for r in demo_resources() if (r["resourceType"], r["id"]) not in have]
-    for i in range(5):
-        resources.append({
-            "resourceType": "Encounter", "id": f"demo-doctor-visit-{i}", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": {"reference": f"Patient/{patient_id(1, i)}"},
-            "participant": [{"individual": {"reference": "Practitioner/demo-doctor"}}],
-            "period": {"start": time.strftime("%Y-%m-%dT09:00:00+01:00"), "end": time.strftime("%Y-%m-%dT09:20:00+01:00")},
-        })
     return {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources
     ]}
@@ -36,7 +27,7 @@ def _demo_users_bundle(reference: dict) -> dict:
 
 async def load_demo(settings: Settings, patients: int, seed: int, console: Console) -> int:
     from claims.demo import load_claims_day
-    from ehr.demo.generator import patient_bundles, reference_bundle
+    from ehr.demo.story_load import print_summary, tell_story
     from ehr.plugins import load_plugins
 
     load_plugins()  # the same hooks as the API: profile validation, care-sheet submission
@@ -48,33 +39,44 @@ async def load_demo(settings: Settings, patients: int, seed: int, console: Conso
             have = (
                 await conn.execute(select(func.count()).select_from(resource).where(resource.c.res_type == "Patient"))
             ).scalar_one()
+        written = 0
         if have >= patients:
             console.print(f"Demo data already loaded ({have} patients); nothing to do.")
-            return 0
-        started, written = time.perf_counter(), 0
-        with Progress(
-            TextColumn("[bold]Loading demo patients"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=console, transient=False,
-        ) as progress:
-            task = progress.add_task("patients", total=patients)
-            reference = reference_bundle(seed)
-            await transaction(engine, reference, opts)
-            await transaction(engine, _demo_users_bundle(reference), opts)
-            for b in patient_bundles(patients, seed):
-                await transaction(engine, b, opts)
-                written += len(b.get("entry", []))
-                progress.advance(task)
-        elapsed = time.perf_counter() - started
-        console.print(f"[green]Loaded {written} resources for {patients} patients in {elapsed:.1f}s ({written / elapsed:.0f}/s)[/green]")
-        # Fresh statistics for the planner after a bulk load (autovacuum may be off or late).
-        async with engine.connect() as conn:
-            await conn.exec_driver_sql("ANALYZE" if conn.dialect.name == "postgresql" else "PRAGMA optimize")
-            await conn.commit()
-        day = await load_claims_day(engine, settings, seed=seed, decide=True)
-        console.print(
-            f"[green]A day of care sheets: {day.submitted} submitted, {day.decided} decided "
-            f"({', '.join(f'{k} {v}' for k, v in sorted(day.by_kind.items()))})[/green]"
-        )
+        else:
+            written = await _load_population(engine, opts, patients, seed, console)
+            day = await load_claims_day(engine, settings, seed=seed, decide=True)
+            console.print(
+                f"[green]A day of care sheets: {day.submitted} submitted, {day.decided} decided "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(day.by_kind.items()))})[/green]"
+            )
+        if await tell_story(engine, settings, opts, seed):
+            console.print("[green]The demo's story: demo-patient's file, the care sheets, the payments and the trail[/green]")
+        await print_summary(engine, console)
         return written
     finally:
         await engine.dispose()
+
+
+async def _load_population(engine, opts: Options, patients: int, seed: int, console: Console) -> int:
+    from ehr.demo.generator import patient_bundles, reference_bundle
+
+    started, written = time.perf_counter(), 0
+    with Progress(
+        TextColumn("[bold]Loading demo patients"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("patients", total=patients)
+        reference = reference_bundle(seed)
+        await transaction(engine, reference, opts)
+        await transaction(engine, _demo_users_bundle(reference), opts)
+        for b in patient_bundles(patients, seed):
+            await transaction(engine, b, opts)
+            written += len(b.get("entry", []))
+            progress.advance(task)
+    elapsed = time.perf_counter() - started
+    console.print(f"[green]Loaded {written} resources for {patients} patients in {elapsed:.1f}s ({written / elapsed:.0f}/s)[/green]")
+    # Fresh statistics for the planner after a bulk load (autovacuum may be off or late).
+    async with engine.connect() as conn:
+        await conn.exec_driver_sql("ANALYZE" if conn.dialect.name == "postgresql" else "PRAGMA optimize")
+        await conn.commit()
+    return written
