@@ -109,11 +109,15 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 def demo(
     patients: int = typer.Option(200, min=1, help="How many synthetic patients to load."),
     seed: int = typer.Option(1, help="Generator seed: the same seed gives the same population."),
+    show: bool = typer.Option(False, "--show", help="Load nothing: print what each demo user can act on."),
+    as_json: bool = typer.Option(False, "--json", help="That summary as JSON on stdout."),
 ) -> None:
-    """Generate and load a synthetic Moroccan population (idempotent: ids are deterministic)."""
+    """Generate and load a synthetic Moroccan population (idempotent: ids are deterministic),
+    then print which patient, prescription and care sheet each demo user can act on."""
     from ehr.demo_load import load_demo
 
-    asyncio.run(load_demo(get_settings(), patients, seed, console))
+    asyncio.run(load_demo(get_settings(), patients, seed, Console(stderr=True) if as_json else console, load=not show,
+                          as_json=as_json))
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

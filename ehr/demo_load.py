@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import orjson
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from sqlalchemy import func, select
@@ -25,9 +27,10 @@ def _demo_users_bundle(reference: dict) -> dict:
     ]}
 
 
-async def load_demo(settings: Settings, patients: int, seed: int, console: Console) -> int:
+async def load_demo(settings: Settings, patients: int, seed: int, console: Console, *, load: bool = True,
+                    as_json: bool = False) -> int:
     from claims.demo import load_claims_day
-    from ehr.demo.story_load import print_summary, tell_story
+    from ehr.demo.story_load import print_summary, summary, tell_story
     from ehr.plugins import load_plugins
 
     load_plugins()  # the same hooks as the API: profile validation, care-sheet submission
@@ -40,18 +43,22 @@ async def load_demo(settings: Settings, patients: int, seed: int, console: Conso
                 await conn.execute(select(func.count()).select_from(resource).where(resource.c.res_type == "Patient"))
             ).scalar_one()
         written = 0
-        if have >= patients:
+        if load and have >= patients:
             console.print(f"Demo data already loaded ({have} patients); nothing to do.")
-        else:
+        elif load:
             written = await _load_population(engine, opts, patients, seed, console)
             day = await load_claims_day(engine, settings, seed=seed, decide=True)
             console.print(
                 f"[green]A day of care sheets: {day.submitted} submitted, {day.decided} decided "
                 f"({', '.join(f'{k} {v}' for k, v in sorted(day.by_kind.items()))})[/green]"
             )
-        if await tell_story(engine, settings, opts, seed):
+        if load and await tell_story(engine, settings, opts, seed):
             console.print("[green]The demo's story: demo-patient's file, the care sheets, the payments and the trail[/green]")
-        await print_summary(engine, console)
+        found = await summary(engine)
+        if as_json:
+            print(orjson.dumps(found).decode())
+        else:
+            print_summary(found, console)
         return written
     finally:
         await engine.dispose()

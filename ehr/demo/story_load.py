@@ -89,33 +89,50 @@ async def tell_story(engine: AsyncEngine, settings: Settings, opts: Options, see
     return True
 
 
-async def print_summary(engine: AsyncEngine, console: Console) -> None:
-    """Who can try what: the ids each demo user acts on (``sijill token --user <user>``)."""
+async def summary(engine: AsyncEngine) -> dict:
+    """Who can try what: per demo user, the ids they act on (``sijill demo --show``)."""
     from claims.demo_story import COUNTER, PATIENT_SHEETS, PENDED, story_claims
 
-    patients = await _patients(engine)
-    walk_ins = story.pick_walk_ins(patients)
+    walk_ins = story.pick_walk_ins(await _patients(engine))
     sheets = await story_claims(engine)
     async with read_connection(engine) as conn:
         rx = await repository.current(conn, "MedicationRequest", story.CURRENT_PRESCRIPTION)
-    number = ((rx.resource().get("groupIdentifier") or {}).get("value") if rx else None) or "(not numbered)"
+    out: dict = {
+        "patient": {"patient": f"Patient/{story.DEMO_PATIENT}",
+                    "claims": [f"Claim/{s.claim_id}" for n, s in sorted(sheets.items()) if n in PATIENT_SHEETS]},
+        "doctor": {"patient": f"Patient/{story.DEMO_PATIENT}"},
+        "pharmacist": {"prescription": ((rx.resource().get("groupIdentifier") or {}).get("value") if rx else None)},
+    }
+    if walk_ins:
+        out["doctor"]["walk_in"] = {"cin": story.cin_of(walk_ins.doctor), "birthDate": walk_ins.doctor["birthDate"]}
+    if pended := sheets.get(PENDED):
+        out["agent-cnss"] = {"pended": f"Claim/{pended.claim_id}", "status": pended.status}
+    if walk_ins and (letter := sheets.get(COUNTER)):
+        out["paper-agent"] = {
+            "patient": f"Patient/{walk_ins.counter['id']}", "cin": story.cin_of(walk_ins.counter),
+            "birthDate": walk_ins.counter["birthDate"], "decision": f"ClaimResponse/{letter.response_id}",
+            "payment": f"PaymentReconciliation/{letter.reconciliation_id}" if letter.reconciliation_id else None,
+        }
+    return out
+
+
+def print_summary(found: dict, console: Console) -> None:
     table = Table(title="Try it: what each demo user acts on (sijill token --user <user>)")
     table.add_column("user")
     table.add_column("acts on")
     table.add_column("ids", overflow="fold")  # never cut: they are to be copied
     table.add_row("patient", "their file, care sheets, reimbursements, who saw it",
-                  f"Patient/{story.DEMO_PATIENT}, " + ", ".join(f"Claim/{s.claim_id}" for n, s in sheets.items()
-                                                                if n in PATIENT_SHEETS))
+                  ", ".join([found["patient"]["patient"], *found["patient"]["claims"]]))
+    walk_in = found["doctor"].get("walk_in")
     table.add_row("doctor", "their patients; a walk-in (Patient/$match, then $start-care)",
-                  f"Patient/{story.DEMO_PATIENT}" + (f"; walk-in CIN {story.cin_of(walk_ins.doctor)} born "
-                                                      f"{walk_ins.doctor['birthDate']}" if walk_ins else ""))
-    table.add_row("pharmacist", "the prescription handed over (group-identifier=…|number)", number)
-    if pended := sheets.get(PENDED):
+                  found["doctor"]["patient"] + (f"; walk-in CIN {walk_in['cin']} born {walk_in['birthDate']}" if walk_in else ""))
+    table.add_row("pharmacist", "the prescription handed over (group-identifier=…|number)",
+                  found["pharmacist"]["prescription"] or "(not numbered)")
+    if cnss := found.get("agent-cnss"):
         table.add_row("agent-cnss", "the review queue (Claim/$review-queue?fund=Organization/cnss), $decide",
-                      f"Claim/{pended.claim_id} ({pended.status})")
-    if walk_ins and (letter := sheets.get(COUNTER)):
-        paid = f", PaymentReconciliation/{letter.reconciliation_id}" if letter.reconciliation_id else ""
+                      f"{cnss['pended']} ({cnss['status']})")
+    if paper := found.get("paper-agent"):
         table.add_row("paper-agent", "serves a walk-in ($assist), prints letters and the access report",
-                      f"Patient/{walk_ins.counter['id']} (CIN {story.cin_of(walk_ins.counter)} born "
-                      f"{walk_ins.counter['birthDate']}), ClaimResponse/{letter.response_id}{paid}")
+                      ", ".join(filter(None, (f"{paper['patient']} (CIN {paper['cin']} born {paper['birthDate']})",
+                                              paper["decision"], paper["payment"]))))
     console.print(table)

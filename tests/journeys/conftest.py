@@ -10,6 +10,7 @@ is there for whom) and never assumes it is alone.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -60,6 +61,7 @@ class Live:
     root: str
     env: dict[str, str]
     logs: Path
+    story: dict = field(default_factory=dict)  # `sijill demo --show --json`: who acts on what
     _clients: dict[str, httpx.Client] = field(default_factory=dict)
 
     @property
@@ -142,6 +144,7 @@ def live(tmp_path_factory) -> Iterator[Live]:
         server.sijill("db", "upgrade")
         server.sijill("reference", "load-sample")
         server.sijill("demo", "--patients", str(DEMO_PATIENTS))
+        server.story = json.loads(server.sijill("demo", "--show", "--json"))
         log = work / "serve.log"
         procs.append(subprocess.Popen([sys.executable, "-m", "ehr.cli", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                       stdout=log.open("wb"), stderr=subprocess.STDOUT))
@@ -175,3 +178,48 @@ def parameters(**values: object) -> dict:
 
 def entries(bundle: dict, res_type: str | None = None) -> list[dict]:
     return [e["resource"] for e in bundle.get("entry", []) if res_type is None or e["resource"]["resourceType"] == res_type]
+
+
+CIN = "https://fhir.sijill.ma/sid/cin"
+INPE = "https://fhir.sijill.ma/sid/inpe"
+PRESCRIPTION = "https://fhir.sijill.ma/sid/prescription"
+CLAIM_NUMBER = "https://fhir.sijill.ma/sid/claim"
+ACTS = "https://fhir.sijill.ma/CodeSystem/acte"
+MEDICINE = "https://fhir.sijill.ma/CodeSystem/medicament"
+ATC = "http://www.whocc.no/atc"
+
+
+def care_sheet(kind: str, patient: str, coverage: str, provider: str, inpe: str, items: list[tuple[str, str, float]]) -> dict:
+    """A care sheet as a provider's software sends it: no ``insurer`` (the server routes it)."""
+    today = time.strftime("%Y-%m-%d")
+    lines = [{"sequence": n, "productOrService": {"coding": [{"system": system, "code": code}]}, "servicedDate": today,
+              "quantity": {"value": 1}, "unitPrice": {"value": price, "currency": "MAD"},
+              "net": {"value": price, "currency": "MAD"}} for n, (system, code, price) in enumerate(items, 1)]
+    return {
+        "resourceType": "Claim", "status": "active", "use": "claim",
+        "identifier": [{"system": CLAIM_NUMBER, "value": f"FSE-J-{uuid.uuid4().hex[:12]}"}],
+        "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": kind}]},
+        "patient": {"reference": patient}, "created": today,
+        "provider": {"reference": provider, "identifier": {"system": INPE, "value": inpe}},
+        "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/processpriority", "code": "normal"}]},
+        "insurance": [{"sequence": 1, "focal": True, "coverage": {"reference": coverage}}],
+        "item": lines, "total": {"value": round(sum(p for *_, p in items), 2), "currency": "MAD"},
+    }
+
+
+def decided(client: httpx.Client, response_id: str, timeout: float = 60) -> dict:
+    """The ClaimResponse once the worker has decided it (or a fund agent, for a pended one)."""
+    def probe():
+        res = client.get(f"ClaimResponse/{response_id}")
+        assert res.status_code == 200, res.text
+        return res.json() if res.json().get("outcome") != "queued" else None
+
+    return eventually(probe, f"the decision of ClaimResponse/{response_id}", timeout)
+
+
+def paid(live: Live, client: httpx.Client, response_id: str) -> dict:
+    """Run the day's payments (``sijill pay``, the funds' batch) and read the ClaimResponse's payment."""
+    live.sijill("pay")
+    res = client.get(f"ClaimResponse/{response_id}").json()
+    assert res.get("payment", {}).get("amount", {}).get("value", 0) > 0, res
+    return res["payment"]
