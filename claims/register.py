@@ -4,10 +4,11 @@ It registers the ``Claim`` and ``CoverageEligibilityRequest`` submission handler
 operations (``Claim/$submit``, ``Claim/$review-queue``, ``Claim/{id}/$decide``,
 ``Claim/{id}/$request-info``, ``Organization/{id}/$sla``, ``Subscription/{id}/$status``) and
 the write hooks (ClaimResponse subscriptions accepted; a provider's answer resumes a paused
-review clock).
+review clock), and what an operator watches (``claims.observe``).
 """
 import claims.eligibility  # noqa: F401
 import claims.notify  # noqa: F401
+import claims.observe  # noqa: F401  (claims gauges, the queue's readiness check)
 import claims.operations  # noqa: F401
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401

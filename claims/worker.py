@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import traceback
+from collections import Counter as Tally
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -45,12 +46,14 @@ from claims.ledger import LedgerRow
 from claims.lookups import resources_by_id
 from claims.money import from_cents
 from claims.notify import Subscriptions, deliver_due
+from claims.observe import count_decisions, serve_worker_metrics
 from claims.ports import reference_for
 from claims.recording import ToRecord, current_responses, record_decisions, record_pends
 from claims.review import resume_expired_pauses
 from claims.settings import ClaimsSettings, get_claims_settings
 from claims.tables import claim_decision_line, claim_ledger, claim_review_task
 from ehr.interactions.context import Context
+from ehr.ops.logs import setup_logging
 from ehr.security.audit_sealer import seal_pending
 from ehr.settings import get_settings
 from ehr.store.db import create_engine, write_transaction
@@ -95,6 +98,7 @@ class Worker:
 
     async def _process(self, jobs: list[queue.Job]) -> int:
         now = now_us()
+        self.tally: tuple[Tally, Tally] = (Tally(), Tally())  # this batch's decisions, pends (claims.observe)
         async with write_transaction(self.engine) as conn:
             mine = await queue.still_leased(conn, jobs, self.name, now)
             if not mine:
@@ -114,6 +118,7 @@ class Worker:
             await supersede_on_decision(ctx, [r.id for r in open_rows], self.subscriptions)  # corrections decided here
             await ctx.flush()
             await queue.finish(conn, [j.id for j in mine])
+        count_decisions(*self.tally)  # committed: now they count
         return len(mine)
 
     async def _lock_patients(self, conn: AsyncConnection, rows) -> None:
@@ -154,6 +159,8 @@ class Worker:
             for other in by_patient[row.patient_id]:
                 if other.ledger_id != row.id:
                     other.prior_lines.extend(_as_prior(row, decision))
+        self.tally[1].update(r.row.fund_code for r in pended)
+        self.tally[0].update((r.row.fund_code, r.decision.outcome) for r in decided)
         await record_pends(ctx, pended, now=now)
         await record_decisions(ctx, decided, now=now, subscriptions=self.subscriptions,
                                deadline_hours=self.settings.deadline_hours)
@@ -187,6 +194,7 @@ class Worker:
             else:
                 decision = adjudicate_complementary(lines.get(row.parent_id, []), rules, covered)
             decided.append(ToRecord(row, claims[("Claim", row.claim_id)], decision, priors.get(row.response_id)))
+        self.tally[0].update((r.row.fund_code, r.decision.outcome) for r in decided)
         await record_decisions(ctx, decided, now=now, subscriptions=self.subscriptions)
 
     async def _failed(self, job: queue.Job, exc: Exception) -> None:
@@ -303,7 +311,9 @@ def worker_command(
     name: str = typer.Option(None, help="This worker's name in leases (default host:pid)."),
 ) -> None:
     """Adjudicate queued care sheets by deadline (runs until SIGTERM; several may run at once)."""
-    logging.basicConfig(level=get_settings().log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = get_settings()
+    setup_logging(settings)
+    serve_worker_metrics(settings.claims_worker_metrics_port)
     asyncio.run(run_worker(once=once, name=name))
 
 

@@ -9,17 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ehr.ops.logs import request_id as current_request_id
 from ehr.outcome import FHIRError, Issue, outcome_bytes
+from ehr.rest.apidocs import install_docs
 from ehr.rest.http import FHIR_JSON, check_accept
 from ehr.settings import Settings, get_settings
 from ehr.store.db import create_engine
 
 log = logging.getLogger("sijill")
-
-from ehr.plugins import load_plugins  # noqa: E402
-
-load_plugins()
-import ehr.security.break_glass  # noqa: E402,F401  (registers Patient/$break-glass)
 
 
 def _outcome(status: int, issues: list[Issue], headers: dict | None = None) -> Response:
@@ -59,7 +56,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error")
         issues = [Issue("exception", "Internal error; it has been logged", severity="fatal")]
         await _record_failure(request, 500, issues)
-        return _outcome(500, issues)
+        # Answered outside the access-log middleware: the request's id is echoed from here.
+        return _outcome(500, issues, {"X-Request-ID": current_request_id.get() or ""})
 
 
 async def _publish_security(services, settings: Settings) -> None:
@@ -78,6 +76,14 @@ async def _publish_security(services, settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """Importing this module is cheap (a server worker answers its supervisor at once); the
+    domain packages are loaded here, once per process."""
+    from ehr.plugins import load_plugins
+
+    load_plugins()
+    import ehr.security.break_glass  # noqa: F401  (registers Patient/$break-glass)
+    from ehr.ops import tracing
+
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -89,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.log_json:
             configure_logging(settings.log_level)
         app.state.engine = create_engine(settings.database_url, settings.db_pool_size)
+        tracing.instrument_engine(app, app.state.engine)
         services = setup_security(app, app.state.engine, settings)
         # Requests record AuditEvents in the inbox; this chains them in the background.
         sealer = AuditSealer(app.state.engine, settings.audit_seal_interval_seconds).start()
@@ -99,11 +106,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await sealer.stop()
             await services.aclose()
             await app.state.engine.dispose()
+            tracing.shutdown(app)
 
-    app = FastAPI(title="Sijill FHIR server", version="0.1.0", lifespan=lifespan, docs_url="/docs", openapi_url="/openapi.json")
+    app = FastAPI(title="Sijill FHIR server", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/openapi.json")
     app.state.settings = settings  # what the AppSettings dependency hands to endpoints
     _install_error_handlers(app)
+    install_docs(app)  # /docs from this server's own assets (no CDN), bearer scheme listed
+    tracing.instrument_app(app, settings)
 
+    from ehr.ops import health, metrics
     from ehr.rest import audit_trail, capabilities, operations, routes
     from ehr.security.dependencies import security_router, smart_router
     from ehr.security.middleware import install_middleware
@@ -113,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from ehr.i18n import LanguageMiddleware
 
     app.add_middleware(LanguageMiddleware)  # messages in the request's language (fr/ar/en)
+    app.include_router(health.router)  # /health/live, /health/ready: no token
+    app.include_router(metrics.router)  # /metrics: off unless SIJILL_METRICS_TOKEN is set
     app.include_router(security_router)  # SMART discovery, the built-in issuer's token endpoint
     app.include_router(smart_router, prefix="/fhir")
     # A router dependency, not a middleware: BaseHTTPMiddleware costs every request dearly.

@@ -15,6 +15,14 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
+@app.callback()
+def _logs() -> None:
+    """Commands log like the server: JSON lines with the whitelisted fields only."""
+    from ehr.ops.logs import setup_logging
+
+    setup_logging(get_settings())
+
+
 def _mount() -> None:
     """Commands contributed by the domain packages."""
     from ehr.security.cli import audit_app, token_command
@@ -70,15 +78,23 @@ def storage_gc(
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
-    workers: int = typer.Option(1, min=1, help="Worker processes."),
+    workers: int = typer.Option(1, min=1, help="Worker processes (in a container: 1, and scale the containers)."),
 ) -> None:
     """Serve the FHIR API (base /fhir)."""
     import uvicorn
 
-    console.print(f"Serving FHIR at http://{host}:{port}/fhir on {get_settings().database_url.split('@')[-1]}")
+    settings = get_settings()
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        import tempfile
+
+        # Before the workers start: they then share their counters (ehr.ops.metrics).
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="sijill-metrics-")
+    console.print(f"Serving FHIR at http://{host}:{port}/fhir on {settings.database_url.split('@')[-1]}")
     uvicorn.run(
         "ehr.app:create_app", factory=True, host=host, port=port, workers=workers,
-        loop="uvloop", http="httptools", log_level=get_settings().log_level, access_log=False,
+        loop="uvloop", http="httptools", log_level=settings.log_level, access_log=False,
+        # A worker is killed when it misses a ping for this long: on a loaded machine 5 s was not enough.
+        timeout_worker_healthcheck=settings.serve_worker_healthcheck_seconds,
     )
 
 

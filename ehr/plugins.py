@@ -27,7 +27,7 @@ def load_plugins() -> None:
     from profiles.terminology import get_terminology
     from profiles.terminology.search_hook import SearchTerminology
 
-    set_terminology(SearchTerminology(get_terminology()))
+    set_terminology(SearchTerminology(get_terminology))  # loaded on first use: a worker starts fast
     from ehr.hooks import validator
     from profiles.hooks import check_moroccan_write
 

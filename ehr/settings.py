@@ -101,6 +101,21 @@ class Settings(BaseSettings):
     # hash chain this often (AuditEvent searches seal first, so they never miss an event).
     audit_seal_interval_seconds: float = Field(default=1.0, gt=0)
 
+    # --- operations: health, metrics, tracing, process supervision (docs/operations.md) -------
+    # /health/ready: each check's time bound, and the audit backlog beyond which it fails (0: none).
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    health_max_audit_inbox: int = Field(default=100_000, ge=0)
+    # /metrics is off (404) unless this is set; Prometheus then sends it as a bearer token.
+    metrics_token: SecretStr | None = None
+    # Gauges read from the database are computed at scrape time and reused this long.
+    metrics_cache_seconds: float = Field(default=10.0, ge=0)
+    # OTLP/HTTP collector for traces (e.g. http://otel-collector:4318); unset and no standard
+    # OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT in the environment: no tracing.
+    otel_endpoint: str | None = None
+    # `sijill serve --workers N`: how long a worker may take to answer its supervisor's ping
+    # (uvicorn's timeout_worker_healthcheck, 5 s by default: too short on a loaded machine).
+    serve_worker_healthcheck_seconds: int = Field(default=60, ge=1)
+
     # --- care-sheet exchange (claims/) ------------------------------------------------------
     # Every claim is decided within this many hours of its receipt.
     claims_deadline_hours: int = Field(default=48, ge=1)
@@ -120,6 +135,10 @@ class Settings(BaseSettings):
     claims_notify_backoff_seconds: float = Field(default=30.0, gt=0)
     claims_notify_backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
     claims_notify_timeout_seconds: float = Field(default=5.0, gt=0)
+    # /health/ready fails when more claims than this wait in the queue (0: no bound).
+    claims_ready_max_queue: int = Field(default=500_000, ge=0)
+    # `sijill worker` serves its Prometheus metrics on this port (unset: none).
+    claims_worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Business day boundaries (SLA report, daily payments) are Moroccan days.
     claims_timezone: str = "Africa/Casablanca"
     # Benchmarks only (bench/claims_replay.py): the claims clock reads claims_clock_start at the

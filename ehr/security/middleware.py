@@ -1,4 +1,5 @@
-"""HTTP hardening as plain ASGI middleware: headers, CORS, rate limits, body size, JSON logs.
+"""HTTP hardening as plain ASGI middleware: headers, CORS, rate limits, body size, JSON logs
+(with the request's id and its HTTP metrics, ``ehr.ops``).
 
 Plain ASGI rather than ``BaseHTTPMiddleware``: no extra task per request and streaming bodies
 stay streaming.  Errors are OperationOutcomes, like everything else the server answers.
@@ -8,7 +9,6 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-import uuid
 from typing import Awaitable, Callable
 
 import orjson
@@ -20,6 +20,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ehr.ops.logs import RequestIdFilter, sane_request_id
+from ehr.ops.logs import request_id as current_request_id
+from ehr.ops.metrics import observe_request
 from ehr.outcome import FHIRError, outcome_bytes
 from ehr.security.principal import Principal
 from ehr.settings import Settings
@@ -241,10 +244,15 @@ class JsonLogFormatter(logging.Formatter):
         return orjson.dumps(entry).decode()
 
 
+# HTTP clients log every URL they call at INFO, query string included.
+QUIET_LOGGERS = ("httpx", "httpcore")
+
+
 def configure_logging(level: str = "info") -> None:
     """Route the root, uvicorn and sijill loggers through the JSON formatter."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter())
+    handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -252,6 +260,8 @@ def configure_logging(level: str = "info") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").disabled = True  # it logs query strings; ours does not
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 class AccessLogMiddleware:
@@ -265,9 +275,10 @@ class AccessLogMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        request_id = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), None)
-        if not request_id or len(request_id) > 64 or not request_id.replace("-", "").isalnum():
-            request_id = uuid.uuid4().hex
+        incoming = next((v.decode("latin-1") for k, v in scope.get("headers", ()) if k == b"x-request-id"), None)
+        request_id = sane_request_id(incoming)
+        # Not reset when the app raises: the 500 handler (outside this middleware) logs with it.
+        token = current_request_id.set(request_id)
         start = time.perf_counter()
         status = 500
 
@@ -281,20 +292,23 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_logged)
         finally:
-            route = scope.get("route")
+            route = getattr(scope.get("route"), "path", None) or "(unrouted)"
+            duration = time.perf_counter() - start
+            observe_request(scope.get("method"), route, status, duration)
             result = scope.get("state", {}).get("auth_result")
             self.log.info(
                 "request",
                 extra={
                     "request_id": request_id,
                     "method": scope.get("method"),
-                    "route": getattr(route, "path", None) or "(unrouted)",
+                    "route": route,
                     "status": status,
-                    "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+                    "duration_ms": round(duration * 1000, 2),
                     "role": result.role.value if isinstance(result, Principal) else None,
                     "client": result.client_id if isinstance(result, Principal) else None,
                 },
             )
+        current_request_id.reset(token)
 
 
 def install_middleware(app: FastAPI, settings: Settings, max_body_bytes: int) -> None:

@@ -2,11 +2,14 @@
 and ``:below`` (``ehr.search.terminology.Terminology``).  Register it once at startup:
 
     from ehr.search.terminology import set_terminology
-    set_terminology(SearchTerminology(get_terminology()))
+    set_terminology(SearchTerminology(get_terminology))
+
+Given the getter rather than the service, it loads the code systems on the first search that
+needs them, not while a server process starts.
 """
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from typing import Callable, Iterable, Literal
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -17,8 +20,14 @@ Code = tuple[str | None, str]
 
 
 class SearchTerminology:
-    def __init__(self, service: TerminologyService):
-        self.service = service
+    def __init__(self, service: TerminologyService | Callable[[], TerminologyService]):
+        self._service = service
+
+    @property
+    def service(self) -> TerminologyService:
+        if not isinstance(self._service, TerminologyService):
+            self._service = self._service()
+        return self._service
 
     async def expand(self, conn: AsyncConnection, valueset: str) -> Iterable[Code]:
         # Value sets live in memory; ``conn`` is part of the protocol for stores that need it.
