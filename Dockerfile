@@ -1,12 +1,40 @@
-FROM python:3.11-slim
+# Production image: the API, the claims worker and the CLI, as a non-root user.  The locked
+# dependencies are their own layer (rebuilt only when requirements.lock changes); bench/ and the
+# demo generator stay out.  `--target demo` adds them (docker-compose.demo.yml).
+FROM python:3.11-slim AS base
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
+RUN useradd --system --uid 10001 --home-dir /app sijill && mkdir -p /data && chown sijill /data
+
+FROM base AS production
+COPY pyproject.toml README.md ./
+COPY ehr ehr
+COPY claims claims
+COPY interop interop
+COPY profiles profiles
+# The demo population generator is a development tool (it ships with the demo target only).
+RUN rm -rf ehr/demo ehr/demo_load.py && pip install --no-deps .
+ENV SIJILL_DATABASE_URL=sqlite+aiosqlite:////data/sijill.db SIJILL_DATA_DIR=/data
+USER sijill
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status != 200)"]
+# One server process per container: scale containers, not workers (docs/operations.md).
+CMD ["sijill", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
+
+FROM base AS demo
 COPY pyproject.toml README.md ./
 COPY ehr ehr
 COPY claims claims
 COPY interop interop
 COPY profiles profiles
 COPY bench bench
-RUN pip install --no-cache-dir .
-ENV SIJILL_DATABASE_URL=sqlite+aiosqlite:////data/sijill.db
+RUN pip install --no-deps .
+ENV SIJILL_DATABASE_URL=sqlite+aiosqlite:////data/sijill.db SIJILL_DATA_DIR=/data
+USER sijill
 EXPOSE 8000
-CMD ["sh", "-c", "sijill db upgrade && sijill serve --host 0.0.0.0 --port 8000 --workers 2"]
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
+  CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status != 200)"]
+CMD ["sijill", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]

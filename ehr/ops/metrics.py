@@ -78,13 +78,12 @@ gauge_sources.append(_audit_gauges)
 
 def _pool_gauges(engine) -> list[Metric]:
     pool = engine.pool
-    read = {name: getattr(pool, name, None) for name in ("size", "checkedout", "overflow")}
-    if not all(callable(f) for f in read.values()):
+    if not all(callable(getattr(pool, name, None)) for name in ("size", "checkedout", "overflow")):
         return []  # a pool without a queue (NullPool): nothing to report
     return [
-        gauge("sijill_db_pool_size", "Connections the pool keeps open (this process)", read["size"]()),
-        gauge("sijill_db_pool_checked_out", "Connections in use (this process)", read["checkedout"]()),
-        gauge("sijill_db_pool_overflow", "Connections opened beyond the pool size (this process)", max(read["overflow"](), 0)),
+        gauge("sijill_db_pool_size", "Connections the pool keeps open (this process)", pool.size()),
+        gauge("sijill_db_pool_checked_out", "Connections in use (this process)", pool.checkedout()),
+        gauge("sijill_db_pool_overflow", "Connections opened beyond the pool size (this process)", max(pool.overflow(), 0)),
     ]
 
 

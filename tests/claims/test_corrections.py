@@ -305,7 +305,7 @@ async def test_the_complementary_insurers_claim_follows_the_correction(client, a
     original = await submit(client, w.sheet([b.act("C", 80, day)]))
     assert await drain(app, settings) == 2  # AMO 56, then the mutuelle 80 % of the 24 left: 19.20
     assert (await pay(app, settings)).total_cents == 5600 + 1920
-    correction = await submit(client, correcting(w.sheet([b.act("CS", 150, day)]), original))
+    await submit(client, correcting(w.sheet([b.act("CS", 150, day)]), original))
     assert await drain(app, settings) == 2  # AMO 105, then the mutuelle 80 % of the 45 left: 36
     async with app.state.engine.connect() as conn:
         rows = (await conn.execute(select(claim_ledger).order_by(claim_ledger.c.id))).all()

@@ -9,7 +9,6 @@ import base64
 
 import httpx
 import orjson
-import pytest
 
 from ehr.security.demo import SystemClient
 from ehr.security.roles import Role

@@ -46,3 +46,21 @@ async def test_metrics_count_requests_by_route_template_and_read_the_database(me
     assert "\nsijill_claims_deadline_seconds 172800.0" in text  # the 48-hour clock the dashboard draws
     assert 'sijill_claims_received_last_hour{fund="CNSS"} 0.0' in text
     assert 'sijill_claims_review_queue{fund="CNOPS"} 0.0' in text
+
+
+def test_the_dashboard_draws_only_metrics_the_server_exports():
+    import json
+    import re
+    from pathlib import Path
+
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text())
+    exported = set(re.findall(r'"(sijill_[a-z_]+)"', (Path(__file__).resolve().parents[2] / "ehr/ops/metrics.py").read_text()))
+    exported |= set(re.findall(r'"(sijill_[a-z_]+)"', (Path(__file__).resolve().parents[2] / "claims/observe.py").read_text()))
+    exported |= {f"{name}_total" for name in exported} | {f"{name}_bucket" for name in exported}
+    first = dashboard["panels"][0]
+    assert first["targets"][0]["expr"] == "sijill_claims_oldest_open_age_seconds"  # the 48-hour clock, first
+    assert first["fieldConfig"]["defaults"]["max"] == 48 * 3600
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            for name in re.findall(r"sijill_[a-z_]+", target["expr"]):
+                assert name in exported, name
