@@ -177,3 +177,13 @@ def test_the_compose_commands_run_without_docker(tmp_path):
     done = subprocess.run(["sh", "-c", setup[2].replace("--patients 200", "--patients 3")], env={**env, "PATH": f"{Path(sys.executable).parent}:{env['PATH']}"},
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_lock_pins_every_runtime_dependency_at_the_declared_version():
+    import tomllib
+
+    lock = (ROOT / "requirements.lock").read_text().lower()
+    for dep in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        name, version = dep.split("==")
+        name = re.sub(r"\[.*\]", "", name).lower().replace("_", "-").replace(".", "-")
+        assert f"\n{name}=={version} \\" in lock, dep
