@@ -24,17 +24,11 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
 # One server process per container: scale containers, not workers (docs/operations.md).
 CMD ["sijill", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]
 
-FROM base AS demo
-COPY pyproject.toml README.md ./
-COPY ehr ehr
-COPY claims claims
-COPY interop interop
-COPY profiles profiles
+# The demo adds back the population generator and the benchmarks.
+FROM production AS demo
+USER root
+COPY ehr/demo ehr/demo
+COPY ehr/demo_load.py ehr/demo_load.py
 COPY bench bench
 RUN pip install --no-deps .
-ENV SIJILL_DATABASE_URL=sqlite+aiosqlite:////data/sijill.db SIJILL_DATA_DIR=/data
 USER sijill
-EXPOSE 8000
-HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=3 \
-  CMD ["python", "-c", "import urllib.request, sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live', timeout=2).status != 200)"]
-CMD ["sijill", "serve", "--host", "0.0.0.0", "--port", "8000", "--workers", "1"]

@@ -21,7 +21,7 @@ from claims import ledger
 from claims.adjudication.ruleset import rulesets
 from claims.review import CLOSED
 from claims.tables import claim_job, claim_ledger, claim_review_task
-from ehr.ops.health import capped_count, readiness_check
+from ehr.ops.health import backlog, readiness_check
 from ehr.ops.metrics import gauge, gauge_sources
 from ehr.settings import Settings, get_settings
 
@@ -49,10 +49,7 @@ def serve_worker_metrics(port: int | None) -> None:
 
 @readiness_check("claims_queue")
 async def _queue_bounded(conn: AsyncConnection, settings: Settings) -> str | None:
-    bound = settings.claims_ready_max_queue
-    if bound and await capped_count(conn, claim_job, bound) > bound:
-        return f"more than {bound} care sheets wait for a worker"
-    return None
+    return await backlog(conn, claim_job, settings.claims_ready_max_queue, "care sheets wait for a worker")
 
 
 async def _open_sheets(conn: AsyncConnection, now: float) -> list[Metric]:

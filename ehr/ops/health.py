@@ -38,10 +38,14 @@ def readiness_check(name: str) -> Callable[[ReadinessCheck], ReadinessCheck]:
     return register
 
 
-async def capped_count(conn: AsyncConnection, table: Table, bound: int) -> int:
-    """Rows in ``table``, counted up to ``bound + 1`` only (cheap whatever the table holds)."""
+async def backlog(conn: AsyncConnection, table: Table, bound: int, what: str) -> str | None:
+    """Why ``table`` holds too many rows (more than ``bound``; 0: no bound), or None.  Counted
+    up to ``bound + 1`` only, so the probe is cheap whatever the table holds."""
+    if not bound:
+        return None
     rows = select(literal(1)).select_from(table).limit(bound + 1).subquery()
-    return (await conn.execute(select(func.count()).select_from(rows))).scalar_one()
+    over = (await conn.execute(select(func.count()).select_from(rows))).scalar_one() > bound
+    return f"more than {bound} {what}" if over else None
 
 
 @lru_cache(maxsize=1)
@@ -64,10 +68,7 @@ async def _migrations_at_head(conn: AsyncConnection, _settings: Settings) -> str
 async def _audit_inbox_bounded(conn: AsyncConnection, settings: Settings) -> str | None:
     from ehr.security.tables import audit_inbox
 
-    bound = settings.health_max_audit_inbox
-    if bound and await capped_count(conn, audit_inbox, bound) > bound:
-        return f"more than {bound} audit events wait to be sealed"
-    return None
+    return await backlog(conn, audit_inbox, settings.health_max_audit_inbox, "audit events wait to be sealed")
 
 
 async def _database(request: Request, settings: Settings) -> dict[str, str]:
