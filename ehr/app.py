@@ -20,6 +20,7 @@ from ehr.plugins import load_plugins  # noqa: E402
 
 load_plugins()
 import ehr.security.break_glass  # noqa: E402,F401  (registers Patient/$break-glass)
+import ehr.security.care  # noqa: E402,F401  (registers Patient/$match and Patient/$start-care)
 
 
 def _outcome(status: int, issues: list[Issue], headers: dict | None = None) -> Response:
