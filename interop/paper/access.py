@@ -19,13 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.operations.registry import Invocation
 from ehr.outcome import not_found
-from ehr.security.audit import append, assisted_access, event_patient
+from ehr.security.audit import USER_ROLE, append, assisted_access, event_patient
 from ehr.security.request import RequestSecurity
 from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.db import write_transaction
 
-USER_ROLE = "https://fhir.sijill.ma/CodeSystem/user-role"
 # Callers who print for the patient (rather than read the fund's resources themselves).
 PATIENT_SIDE = frozenset({Role.PATIENT, Role.PAPER_AGENT})
 

@@ -213,25 +213,3 @@ async def world(secure_app) -> World:
     """The scenario every access test reads: patients, doctors, a pharmacy, two funds..."""
     return await seed_world(secure_app)
 
-
-class ServerClock:
-    """The server's clock (``ehr.store.clock.now_us``, which every module reads), moved forward
-    by the test.  Mint tokens before moving it: they are checked against the real time."""
-
-    def __init__(self, real):
-        self.real, self.offset_ns = real, 0
-
-    def advance(self, *, days: float = 0, minutes: float = 0) -> None:
-        self.offset_ns += int((days * 86_400 + minutes * 60) * 1e9)
-
-    def time_ns(self) -> int:
-        return self.real.time_ns() + self.offset_ns
-
-
-@pytest.fixture
-def server_clock(monkeypatch) -> ServerClock:
-    from ehr.store import clock
-
-    moved = ServerClock(time)
-    monkeypatch.setattr(clock, "time", moved)
-    return moved
