@@ -115,11 +115,14 @@ class MissThrottle:
 
 
 def require_caller(inv: Invocation, *roles: Role) -> Principal:
-    """The caller, who must hold one of ``roles`` and a FHIR identity (403 otherwise)."""
-    principal: Principal = inv.request.state.security.principal
+    """The caller, who must hold one of ``roles``, a FHIR identity and the right to read Patients
+    under their token's scopes (403 otherwise)."""
+    security = inv.request.state.security
+    principal: Principal = security.principal
     if principal.role not in roles or not principal.fhir_user:
         allowed = " or ".join(r.value for r in roles)
         raise FHIRError.of(403, "forbidden", f"Only a {allowed} (with a fhirUser) may call ${inv.request.path_params.get('name')}")
+    security.guard.require("Patient", "r")
     return principal
 
 
