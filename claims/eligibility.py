@@ -1,5 +1,8 @@
 """Rights check before care: ``POST /fhir/CoverageEligibilityRequest`` → immediate response.
 
+The request names the patient by reference or by identifier (``patient.identifier``: CIN, RNP,
+a fund's insurance number — what the patient at the desk shows), resolved here.
+
 Answered from two indexed queries (the patient's Coverages through the compartment index, then
 their funds) and the funds' rule sets: which fund, which regime, in force on the date or not,
 the dependants covered through the patient (or the subscriber they depend on), the ALD/ALC
@@ -18,7 +21,7 @@ from claims.adjudication.ruleset import CARE_SETTINGS, RulesetVersion, rulesets
 from claims.caresheet import local_reference_id, today
 from claims.clock import now_us, to_instant
 from claims.coverage import coverage_facts, payor_refs
-from claims.lookups import patient_records, resources_by_id
+from claims.lookups import patient_records, patients_by_identifier, resources_by_id
 from claims.ports import LongTermCondition, reference_for
 from claims.settings import get_claims_settings
 from claims.uris import ALD, REGIME, SD, SUBSCRIBER_RELATIONSHIP
@@ -116,15 +119,36 @@ def _insurance(cov: CoverageFacts, all_covs: list[CoverageFacts], patient_id: st
     return entry
 
 
+async def _patient(ctx: Context, req: dict) -> tuple[str | None, dict | None]:
+    """(patient id, identifier): the patient named by reference, or by identifier — resolved here,
+    None when no single patient carries it."""
+    named = req.get("patient")
+    patient_id = local_reference_id(named, "Patient")
+    if patient_id is not None:
+        return patient_id, None
+    ident = named.get("identifier") if isinstance(named, dict) else None
+    if not isinstance(ident, dict) or not isinstance(ident.get("system"), str) or not isinstance(ident.get("value"), str):
+        raise FHIRError.of(422, "required", "CoverageEligibilityRequest.patient doit référencer le patient ou porter "
+                           "son identifiant (CIN, RNP, numéro d'immatriculation)", "CoverageEligibilityRequest.patient")
+    found = await patients_by_identifier(ctx.conn, ident["system"], ident["value"])
+    return (found[0] if len(found) == 1 else None), {"system": ident["system"], "value": ident["value"]}
+
+
+def _named(patient_id: str | None, identifier: dict | None, covered: bool) -> dict:
+    """The patient as the answer names them.  Asked by identifier, the answer gives the patient's
+    id only with a coverage to report: an identifier nobody carries and a patient without any
+    coverage get the same answer, so the check tells no one who is registered."""
+    if identifier is None:
+        return {"reference": f"Patient/{patient_id}"}
+    return {"reference": f"Patient/{patient_id}", "identifier": identifier} if covered else {"identifier": identifier}
+
+
 @submission("CoverageEligibilityRequest")
 async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) -> Result:
-    patient_id = local_reference_id(req.get("patient"), "Patient")
-    if patient_id is None:
-        raise FHIRError.of(422, "required", "CoverageEligibilityRequest.patient doit référencer le patient",
-                           "CoverageEligibilityRequest.patient")
+    patient_id, identifier = await _patient(ctx, req)
     on = _served_on(req)
-    records = (await patient_records(ctx.conn, [patient_id], ["Patient", "Coverage"]))[patient_id]
-    if not any(r["resourceType"] == "Patient" for r in records):
+    records = (await patient_records(ctx.conn, [patient_id], ["Patient", "Coverage"]))[patient_id] if patient_id else []
+    if identifier is None and not any(r["resourceType"] == "Patient" for r in records):
         raise FHIRError.of(422, "not-found", f"Patient/{patient_id} est inconnu", "CoverageEligibilityRequest.patient")
     cov_json = [r for r in records if r["resourceType"] == "Coverage"]
     orgs = await resources_by_id(ctx.conn, payor_refs(cov_json))
@@ -141,7 +165,7 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
         "resourceType": "CoverageEligibilityResponse",
         "status": "active",
         "purpose": req.get("purpose") or ["validation"],
-        "patient": {"reference": f"Patient/{patient_id}"},
+        "patient": _named(patient_id, identifier, bool(mine)),
         "servicedDate": on.isoformat(),
         "created": to_instant(now_us()),
         "request": {"reference": f"CoverageEligibilityRequest/{request_id}"},
@@ -157,6 +181,8 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
     if mine:
         conditions = await (await reference_for(ctx.conn)).conditions.catalog(ctx.conn, on)
         response["insurance"] = [_insurance(c, covs, patient_id, on, conditions) for c in mine]
+    if identifier is not None and mine:  # the request, in the file of the patient it was about
+        req = {**req, "patient": response["patient"]}
     _, stored = await store_many(ctx, [  # the request and its answer: one statement per table
         NewVersion("CoverageEligibilityRequest", request_id, req, "POST", None),
         NewVersion("CoverageEligibilityResponse", new_id(), response, "POST", None),

@@ -55,7 +55,18 @@ async def patient_records(
     return out
 
 
-_IDENTIFIER_PARAMS = {t: param_hash(t, "identifier") for t in ("Practitioner", "Organization", "PractitionerRole")}
+_IDENTIFIER_PARAMS = {t: param_hash(t, "identifier") for t in ("Practitioner", "Organization", "PractitionerRole", "Patient")}
+
+
+async def patients_by_identifier(conn: AsyncConnection, system: str, value: str) -> list[str]:
+    """Ids of the current Patients carrying this identifier (CIN, RNP, insurance number)."""
+    rows = await conn.execute(
+        select(resource.c.res_id).select_from(idx_token.join(resource, resource.c.rid == idx_token.c.rid)).where(
+            idx_token.c.param == _IDENTIFIER_PARAMS["Patient"], idx_token.c.system == system, idx_token.c.code == value,
+            resource.c.res_type == "Patient", resource.c.deleted.is_(False),
+        )
+    )
+    return sorted(set(rows.scalars()))
 
 
 async def providers_by_inpe(conn: AsyncConnection, inpes: Iterable[str]) -> dict[str, dict]:

@@ -82,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     load_plugins()
     import ehr.security.break_glass  # noqa: F401  (registers Patient/$break-glass)
+    import ehr.security.care  # noqa: F401  (registers Patient/$match, $start-care, $assist)
     from ehr.ops import tracing
 
     settings = settings or get_settings()

@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     # An Encounter, CareTeam or EpisodeOfCare naming a doctor gives access for this long after it ends.
     care_window_days: int = Field(default=365, ge=1)
     break_glass_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # A doctor's $start-care (walk-in patient identified with a proof of presence) lasts this long.
+    care_start_days: int = Field(default=30, ge=1, le=365)
+    # A counter agent's $assist session (printing for the patient in front of them) lasts this long.
+    assist_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # Failed proofs of presence ($match, $start-care, $assist) allowed per caller before 429 (limits syntax).
+    presence_miss_limit: str = "10/hour"
     # A prescription presented at a pharmacy stays readable there for this long.
     prescription_presentation_hours: int = Field(default=72, ge=1, le=24 * 31)
     # How long a user's PractitionerRole/Organization memberships are cached in the process.
@@ -147,7 +153,7 @@ class Settings(BaseSettings):
     claims_clock_start: datetime | None = None
     claims_clock_origin: datetime | None = None
 
-    @field_validator("rate_limit", "rate_limit_anonymous")
+    @field_validator("rate_limit", "rate_limit_anonymous", "presence_miss_limit")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on "ten per minute"

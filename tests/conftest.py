@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time as real_time
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -123,3 +124,26 @@ async def client(app) -> httpx.AsyncClient:
         transport=transport, base_url=BASE, headers={"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
     ) as c:
         yield c
+
+
+class ServerClock:
+    """The server's clock (``ehr.store.clock.now_us``, which every module reads), moved forward
+    by the test.  Mint tokens before moving it: they are checked against the real time."""
+
+    def __init__(self, real):
+        self.real, self.offset_ns = real, 0
+
+    def advance(self, *, days: float = 0, minutes: float = 0) -> None:
+        self.offset_ns += int((days * 86_400 + minutes * 60) * 1e9)
+
+    def time_ns(self) -> int:
+        return self.real.time_ns() + self.offset_ns
+
+
+@pytest.fixture
+def server_clock(monkeypatch) -> ServerClock:
+    from ehr.store import clock
+
+    moved = ServerClock(real_time)
+    monkeypatch.setattr(clock, "time", moved)
+    return moved

@@ -6,7 +6,11 @@ inbox, ``audit_inbox``: a plain INSERT in their transaction); ``seal`` / ``seal_
 them into ``audit_log`` (the append-only, hash-chained table); callers import all from here.
 """
 from ehr.security.audit_events import (
+    ACCESS_PURPOSE,
     ACTIONS,
+    ASSISTED,
+    USER_ROLE,
+    assisted_access,
     audit_event,
     audit_events,
     break_glass_event,
@@ -32,7 +36,7 @@ from ehr.security.audit_log import (
 from ehr.security.audit_sealer import AuditSealer, seal_pending
 
 __all__ = [
-    "ACTIONS", "audit_event", "audit_events", "break_glass_event", "event_patient", "login_failure_event",
+    "ACCESS_PURPOSE", "ACTIONS", "ASSISTED", "USER_ROLE", "assisted_access", "audit_event", "audit_events", "break_glass_event", "event_patient", "login_failure_event",
     "outcome_for_status", "retention_purge_event",
     "append", "pending_count",
     "APPEND_ONLY_DDL", "GENESIS", "INBOX_APPEND_ONLY_DDL", "SEAL_BATCH", "PurgeReport", "SealConflict", "VerifyReport",

@@ -225,6 +225,23 @@ def break_glass_event(principal: Principal, grant: BreakGlassGrant, *, address: 
     return event
 
 
+USER_ROLE = "https://fhir.sijill.ma/CodeSystem/user-role"  # agent.role: the user's Sijill role
+ACCESS_PURPOSE = "https://fhir.sijill.ma/CodeSystem/access-purpose"
+ASSISTED = "assisted"
+_ASSISTED = [{"coding": [_coding(ACT_REASON, "PATADMIN", "patient administration"),
+                         _coding(ACCESS_PURPOSE, ASSISTED, "at the counter, with the patient present")]}]
+
+
+def assisted_access(event: dict) -> dict:
+    """The event of a counter agent serving the patient in front of them (``$assist``): the
+    patient's report says "at the counter, with the patient present", by the counter agent."""
+    agent = event["agent"][0]
+    agent["role"] = [{"coding": [{"system": USER_ROLE, "code": "paper-agent"}]}]
+    agent["purposeOfUse"] = _ASSISTED
+    event["purposeOfEvent"] = _ASSISTED
+    return event
+
+
 def event_patient(event: dict) -> str | None:
     """The patient an event is about (the entity whose role is Patient)."""
     for entity in event.get("entity", ()):

@@ -8,13 +8,15 @@ more than the query itself).
 
 * ``refs``: the user's own reference plus the PractitionerRoles and Organizations they act for
   (Consents may name a role or an organisation; prescriptions are presented to the pharmacy);
-* ``care``: patients of the Encounters, CareTeams and EpisodesOfCare naming the doctor, not void,
-  not ended before the care window;
+* ``care``: patients the doctor started care for (``$start-care``, still running), and those of
+  the Encounters, CareTeams and EpisodesOfCare naming the doctor that have started, are not
+  planned or void, and did not end (or start, when no end is given) before the care window;
 * ``permitted`` / ``denied``: patients whose Consent in force permits / denies one of ``refs``;
 * ``hidden``: ``patient|system|code`` — security labels a Consent in force hides from the user;
 * ``glass``: the doctor's break-the-glass grants and when they end;
 * ``mine``: for the patient role, the user's record and their dependants';
-* ``presented``: for pharmacists, prescriptions presented to them (and their patients).
+* ``presented``: for pharmacists, prescriptions presented to them (and their patients);
+* ``assisted``: for counter agents, the patients in front of them (``$assist``, still running).
 
 Freshness: the user's own writes, break-the-glass and presentations drop their entry at once;
 any Consent written in this process drops every entry; changes made through another worker
@@ -32,6 +34,7 @@ from ehr.security import rules
 from ehr.security.principal import Principal
 from ehr.security.roles import Role
 from ehr.security.sqltext import Q, probe_int, probe_str
+from ehr.security.tables import PRESENCE_ASSIST, PRESENCE_CARE
 from ehr.store.clock import now_us
 from ehr.store.db import read_connection
 
@@ -56,6 +59,7 @@ class Identity:
     glass: tuple[tuple[str, int], ...] = ()  # (patient id, expires_at µs)
     mine: frozenset[str] = frozenset()
     presented: tuple[tuple[int, str | None, int], ...] = ()  # (MedicationRequest rid, patient id, expires_at µs)
+    assisted: frozenset[str] = frozenset()
 
     @property
     def organizations(self) -> frozenset[Ref]:
@@ -145,11 +149,12 @@ async def resolve(conn: AsyncConnection, principal: Principal, care_window_days:
     refs_f = frozenset(refs)
     role = principal.role
     if role is Role.DOCTOR:
-        cutoff = at - care_window_days * _DAY_US
+        window = care_window_days * _DAY_US
         glass = await _rows(conn, lambda q: rules.break_glass_grants(q, principal.fhir_user or "", at))
+        started = await _ids(conn, lambda q: rules.presence_grants(q, principal.fhir_user or "", PRESENCE_CARE, at))
         return Identity(
             own, refs_f,
-            care=await _ids(conn, lambda q: rules.care_patients(q, refs_f, cutoff)),
+            care=started | await _ids(conn, lambda q: rules.care_patients(q, refs_f, at, window)),
             permitted=await _ids(conn, lambda q: rules.consent_patients(q, refs_f, at, "permit")),
             denied=await _ids(conn, lambda q: rules.consent_patients(q, refs_f, at, "deny")),
             hidden=await hidden_labels(conn, refs_f, at, None),
@@ -168,6 +173,9 @@ async def resolve(conn: AsyncConnection, principal: Principal, care_window_days:
         actors = sorted(ref_text(r) for r in refs_f)
         presented = await _rows(conn, lambda q: rules.presentations(q, actors, at, _MR_SUBJECT))
         return Identity(own, refs_f, presented=tuple((rid, pid, until) for rid, pid, until in presented))
+    if role is Role.PAPER_AGENT and principal.fhir_user:
+        assisted = await _ids(conn, lambda q: rules.presence_grants(q, principal.fhir_user, PRESENCE_ASSIST, at))
+        return Identity(own, refs_f, assisted=assisted)
     return Identity(own, refs_f)
 
 

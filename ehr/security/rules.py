@@ -22,6 +22,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Callable, Iterable, Sequence
 
+from ehr.search.dates import MAX_US, MIN_US
 from ehr.search.registry import get_registry, param_hash
 from ehr.security.sqltext import Q, Row, literal, literal_list, probe_int, probe_str
 
@@ -122,25 +123,29 @@ def _has_token(q: Q, rid: str, param: int, codes: Sequence[str] | None = None) -
 _REL_LINK = (H("Encounter", "participant"), H("CareTeam", "participant"), H("EpisodeOfCare", "care-manager"))
 _REL_PATIENT = (H("Encounter", "patient"), H("CareTeam", "patient"), H("EpisodeOfCare", "patient"))
 _REL_PERIOD = (H("Encounter", "date"), H("CareTeam", "date"), H("EpisodeOfCare", "date"))
+# Relationships that are not (or not yet) care: planned or proposed, cancelled, void.
 _REL_VOID = (
-    (H("Encounter", "status"), ("cancelled", "entered-in-error")),
-    (H("CareTeam", "status"), ("inactive", "entered-in-error")),
-    (H("EpisodeOfCare", "status"), ("cancelled", "entered-in-error")),
+    (H("Encounter", "status"), ("planned", "cancelled", "entered-in-error")),
+    (H("CareTeam", "status"), ("proposed", "inactive", "entered-in-error")),
+    (H("EpisodeOfCare", "status"), ("planned", "waitlist", "cancelled", "entered-in-error")),
 )
 
 
-def care_patients(q: Q, refs: Iterable[Ref], cutoff_us: int) -> str:
+def care_patients(q: Q, refs: Iterable[Ref], now_us: int, window_us: int) -> str:
     """SELECT the patients of the Encounters, CareTeams and EpisodesOfCare naming one of ``refs``
-    (participant, member, care manager) that are not void and did not end before ``cutoff_us``:
-    found from the caller's references, then each relationship's own rows."""
+    (participant, member, care manager) that are not void, have started (``period.start`` given,
+    not after now) and count until their end — else their start — plus ``window_us``: found from
+    the caller's references, then each relationship's own rows.  An open end is indexed as
+    ``MAX_US``: the start then bounds the relationship."""
     rel, p, d, s = q.alias("rel"), q.alias("pat"), q.alias("dat"), q.alias("tok")
     void = " OR ".join(f"({probe_int(s + '.param')} = {h} AND {probe_str(s + '.code')} IN {literal_list(codes)})" for h, codes in _REL_VOID)
+    until = f"(CASE WHEN {d}.high = {MAX_US} THEN {d}.low ELSE {d}.high END)"
     return (
         f"SELECT {p}.target_id FROM idx_reference {rel} JOIN idx_reference {p} ON {p}.rid = {rel}.rid"
         f" WHERE {rel}.param IN {_ints(_REL_LINK)} AND {refs_match(q, rel, refs)}"
         f" AND {probe_int(p + '.param')} IN {_ints(_REL_PATIENT)} AND {probe_str(p + '.target_type')} = 'Patient'"
-        f" AND NOT EXISTS (SELECT 1 FROM idx_date {d} WHERE {d}.rid = {rel}.rid AND {probe_int(d + '.param')} IN {_ints(_REL_PERIOD)}"
-        f" AND {d}.high < {q.bind(cutoff_us)})"
+        f" AND EXISTS (SELECT 1 FROM idx_date {d} WHERE {d}.rid = {rel}.rid AND {probe_int(d + '.param')} IN {_ints(_REL_PERIOD)}"
+        f" AND {d}.low > {MIN_US} AND {d}.low <= {q.bind(now_us)} AND {until} >= {q.bind(now_us - window_us)})"
         f" AND NOT EXISTS (SELECT 1 FROM idx_token {s} WHERE {s}.rid = {rel}.rid AND ({void}))"
     )
 
@@ -148,6 +153,12 @@ def care_patients(q: Q, refs: Iterable[Ref], cutoff_us: int) -> str:
 def break_glass_grants(q: Q, actor: str, now_us: int) -> str:
     """SELECT (patient id, expires_at) of the doctor's running grants."""
     return f"SELECT patient_id, expires_at FROM break_glass_grant WHERE actor = {q.bind(actor)} AND expires_at > {q.bind(now_us)}"
+
+
+def presence_grants(q: Q, actor: str, purpose: str, now_us: int) -> str:
+    """SELECT the patients of the user's running grants opened by a proof of presence."""
+    return (f"SELECT patient_id FROM presence_grant WHERE actor = {q.bind(actor)} AND purpose = {literal(purpose)}"
+            f" AND expires_at > {q.bind(now_us)}")
 
 
 # --- consent -----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from ehr.security.identity import IdentityDirectory
 from ehr.security.issuer import DevIssuer
 from ehr.security.jwks import KeySet, KeySourceUnavailable, RemoteKeySet
 from ehr.security.policy import AccessPolicy
+from ehr.security.presence import MissThrottle
 from ehr.security.principal import Principal, principal_from_claims
 from ehr.security.request import RequestSecurity
 from ehr.security.revocation import RevokedTokens
@@ -90,6 +91,7 @@ class SecurityServices:
         )
         self.identities = IdentityDirectory(engine, settings.identity_cache_seconds, settings.care_window_days)
         self.audit_writer = AuditWriter(engine) if engine is not None else None
+        self.presence_misses = MissThrottle(settings.presence_miss_limit, settings.rate_limit_storage)
 
     async def principal(self, authorization: str | None) -> Principal:
         """The caller, or FHIRError 401 (no/bad token) / 403 (token says no usable role)."""

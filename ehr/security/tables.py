@@ -1,7 +1,8 @@
 """Security tables, defined on the store's metadata so migrations pick them up.
 
-``break_glass_grant``, ``prescription_presentation`` and ``entered_by`` are the durable facts
-the access policy reads besides the search index: emergency grants, prescriptions presented at a
+``break_glass_grant``, ``presence_grant``, ``prescription_presentation`` and ``entered_by`` are
+the durable facts the access policy reads besides the search index: emergency grants, care
+started and counter sessions opened with a proof of presence, prescriptions presented at a
 pharmacy, and who entered what.  The policy joins them by ``rid`` or
 ``patient_id`` inside the same SQL as the rest of its rules.
 
@@ -82,6 +83,23 @@ break_glass_grant = Table(
     Index("ix_break_glass_actor", "actor", "expires_at"),
 )
 
+# Access opened by a proof of presence (the patient's identifier and birth date, given in person):
+# a doctor's care relationship ($start-care) or a counter agent's assisted session ($assist).
+PRESENCE_CARE, PRESENCE_ASSIST = "care", "assist"
+presence_grant = Table(
+    "presence_grant",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("purpose", String(16), nullable=False),  # PRESENCE_CARE | PRESENCE_ASSIST
+    Column("actor", String(140), nullable=False),  # the user's fhirUser, "Practitioner/<id>"
+    Column("subject", String(255), nullable=False),  # token subject, for the audit trail
+    Column("patient_id", String(64), nullable=False),
+    Column("reason", String(1000), nullable=True),
+    Column("granted_at", BigInteger, nullable=False),  # epoch µs
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_presence_grant_actor", "actor", "purpose", "expires_at"),
+)
+
 # A prescription (MedicationRequest) found at a pharmacy by its number: readable there for a while.
 prescription_presentation = Table(
     "prescription_presentation",
@@ -102,7 +120,7 @@ entered_by = Table(
     Column("entered_at", BigInteger, nullable=False),
 )
 
-POLICY_TABLES = (break_glass_grant, prescription_presentation, entered_by)
+POLICY_TABLES = (break_glass_grant, presence_grant, prescription_presentation, entered_by)
 SECURITY_TABLES = (revoked_token, audit_log, audit_chain, audit_inbox, *POLICY_TABLES)
 
 

@@ -4,8 +4,8 @@
 the same query as ``AuditEvent?patient=Patient/{id}&date=ge…`` (``ehr.security.audit_api``,
 after sealing the inbox), with the same rule for whose trail a caller may see — the patient
 role sees themselves and their dependants.  The counter agent acting for the patient (one who
-reads the patient's record: they registered it) prints it for them; no other role reads
-anyone's trail (403).  Each line says when, who (name, role, organisation), what, and why:
+reads the patient's record: they registered it, or who serves them in person: ``$assist``)
+prints it for them; no other role reads anyone's trail (403).  Each line says when, who (name, role, organisation), what, and why:
 care, the fund's business, a step at the counter, or a break-the-glass emergency.
 """
 from __future__ import annotations
@@ -18,11 +18,11 @@ import orjson
 from claims.clock import day_bounds, to_instant
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
-from ehr.security.audit import seal_pending
+from ehr.security.audit import ASSISTED, seal_pending
 from ehr.security.audit_api import search_events
 from ehr.security.roles import Role
 from ehr.store.db import read_connection
-from interop.paper.access import USER_ROLE, request_security
+from interop.paper.access import USER_ROLE, request_security, require_patient
 from interop.paper.catalogue import TEXTS, Bilingual, formatted, kind, text
 from interop.paper.directory import Actor, Party, actor, load, party
 from interop.paper.formatting import instant_us, local
@@ -56,12 +56,12 @@ class AccessReport:
     total: int
 
 
-@operation("access-report", levels={"instance"}, types={"Patient"}, produces={HTML},
+@operation("access-report", levels={"instance"}, types={"Patient"}, produces={HTML}, checks_target=True,
            definition="https://fhir.sijill.ma/OperationDefinition/Patient-access-report")
 async def access_report(inv: Invocation):
     negotiate(inv.request)
     since = _since(inv)
-    allowed = await _trail_patients(inv)  # the dispatcher has checked the caller reads this Patient
+    allowed = await _trail_patients(inv)
     await seal_pending(inv.engine)
     s = inv.settings
     params = [("patient", f"Patient/{inv.res_id}"), ("_count", str(s.max_page_size))]
@@ -96,6 +96,8 @@ async def _trail_patients(inv: Invocation) -> set[str] | None:
     security = request_security(inv)
     if security.role is Role.UNRESTRICTED:
         return None
+    async with read_connection(inv.engine) as conn:
+        await require_patient(conn, inv, inv.res_id)  # as a read of the Patient, or the patient at the counter
     if security.role is Role.PATIENT:
         security.guard.require("AuditEvent", "s")
         return await security.policy.acting_for()
@@ -137,12 +139,13 @@ def _access(event: dict, people: dict) -> Access:
     entity = next((e for e in event.get("entity") or [] if (e.get("role") or {}).get("code") != "1"), {})
     what = entity.get("what") or {}
     res_type = (what.get("reference") or what.get("display") or "").split("/", 1)[0] or None
-    emergency = BREAK_GLASS in _codes(event.get("purposeOfEvent"))
+    purposes = _codes(event.get("purposeOfEvent"))
+    emergency = BREAK_GLASS in purposes
     return Access(
         at=local(instant_us(event["recorded"]), timezone()),
         who=who,
         what=action,
         kind=kind(res_type) if with_kind else None,
-        why="why.emergency" if emergency else _WHY_BY_ROLE.get(who.role, "why.care"),
+        why="why.emergency" if emergency else "why.assisted" if ASSISTED in purposes else _WHY_BY_ROLE.get(who.role, "why.care"),
         refused=event.get("outcome", "0") != "0",
     )

@@ -123,6 +123,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "why.emergency": ("Urgence : accès exceptionnel (bris de glace)", "استعجال: ولوج استثنائي (كسر الزجاج)"),
     "why.insurance": ("Gestion de l'assurance maladie", "تدبير التأمين عن المرض"),
     "why.counter": ("Démarche au guichet pour le patient", "إجراء لدى الشباك لفائدة المريض"),
+    "why.assisted": ("Au guichet, en présence du patient", "لدى الشباك، بحضور المريض"),
     "why.own": ("Le patient ou son représentant", "المريض أو نائبه"),
     "why.unknown": ("Non précisé", "غير محدد"),
     "outcome.refused": ("accès refusé", "ولوج مرفوض"),
@@ -140,6 +141,9 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "action.access-report_counter": ("Relevé des accès imprimé au guichet", "بيان الاطلاع مطبوع لدى الشباك"),
     "action.everything": ("Consultation du dossier complet", "الاطلاع على الملف الكامل"),
     "action.break-glass": ("Ouverture d'un accès d'urgence", "فتح ولوج استعجالي"),
+    "action.assist": ("Accueil du patient au guichet", "استقبال المريض لدى الشباك"),
+    "action.start-care": ("Début de la prise en charge par le médecin", "بداية التكفل من طرف الطبيب"),
+    "action.match": ("Identification du patient", "التحقق من هوية المريض"),
     "action.appeal": ("Recours formé", "تقديم طعن"),
     "action.submit": ("Feuille de soins transmise", "إرسال ورقة العلاج"),
     # who

@@ -26,7 +26,7 @@ from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
 from ehr.security.roles import Role
 from ehr.store.db import read_connection
-from interop.paper.access import readable, request_security, require_readable, role
+from interop.paper.access import assisted, readable, request_security, require_readable, role
 from interop.paper.catalogue import Bilingual
 from interop.paper.directory import Party, concept_label, fund_name, load, party
 from interop.paper.formatting import display_name, local
@@ -93,13 +93,14 @@ async def decision_letter(inv: Invocation):
 
 async def _target(conn: AsyncConnection, inv: Invocation):
     """The decision as the caller may print it, and its ledger row.  The paper-channel agent
-    prints the decision on a sheet they entered (they read the Claim, not the fund's answer)."""
+    prints the decision on a sheet they entered (they read the Claim, not the fund's answer),
+    or any decision about the patient they serve in person (``$assist``)."""
     res_type, res_id = inv.res_type, inv.res_id
     if role(inv) is Role.PAPER_AGENT:
         request_security(inv).guard.require("Claim", "r")
         row = await _ledger_row(conn, res_type, res_id)
         target = await readable(conn, inv, res_type, res_id, as_caller=False) if row else None
-        if target is None or await readable(conn, inv, "Claim", row.claim_id) is None:
+        if target is None or (not assisted(inv, row.patient_id) and await readable(conn, inv, "Claim", row.claim_id) is None):
             raise not_found(res_type, res_id)  # (never naming the sheet they may not read)
     else:
         target = await require_readable(conn, inv, res_type, res_id)

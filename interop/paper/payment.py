@@ -23,7 +23,7 @@ from claims.tables import claim_appeal, claim_ledger, claim_payment
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import not_found
 from ehr.store.db import read_connection
-from interop.paper.access import PATIENT_SIDE, readable, request_security, require_readable, role
+from interop.paper.access import PATIENT_SIDE, assisted, readable, request_security, require_readable, role
 from interop.paper.catalogue import Bilingual
 from interop.paper.directory import Party, fund_name, load, party
 from interop.paper.formatting import display_name
@@ -105,13 +105,14 @@ async def _payee(conn: AsyncConnection, rec_id: str) -> str | None:
 
 
 async def _check_patient_side(conn: AsyncConnection, inv: Invocation, rows: dict, payee_ref: str | None) -> None:
-    """A reimbursement to an insured person, all of whose sheets the caller reads (else 404)."""
+    """A reimbursement to an insured person, all of whose sheets the caller reads — or, for the
+    counter agent, are about the patients they serve in person (else 404)."""
     insured = bool(rows) and all(r.payee == "insured" for r in rows.values()) and (payee_ref or "").startswith(
         ("Patient/", "RelatedPerson/"))
     if not insured:
         raise not_found("PaymentReconciliation", inv.res_id)
-    for claim_id in rows:
-        if await readable(conn, inv, "Claim", claim_id) is None:
+    for claim_id, row in rows.items():
+        if not assisted(inv, row.patient_id) and await readable(conn, inv, "Claim", claim_id) is None:
             raise not_found("PaymentReconciliation", inv.res_id)
 
 

@@ -1,4 +1,5 @@
-"""Importing this module registers the paper channel's operations (``$letter``, ``$access-report``)."""
+"""Importing this module registers the paper channel's operations (``$letter``, ``$access-report``, ``$assist``)."""
 import interop.paper.access_report  # noqa: F401
+import interop.paper.assist  # noqa: F401
 import interop.paper.decision  # noqa: F401
 import interop.paper.payment  # noqa: F401

@@ -14,10 +14,11 @@ def test_counter_agent_prints_a_walk_in_patients_letters(live):
 
     assert agent.get(letter).status_code == 404  # not without the patient in front of the agent
     assert agent.get(f"{patient}/$access-report").status_code == 404
-    wrong = agent.post(f"{patient}/$assist", json=parameters(**proof, birthDate="1901-01-01"))
+    fhir = {"Accept": "application/fhir+json"}  # $assist answers a Parameters
+    wrong = agent.post(f"{patient}/$assist", json=parameters(**proof, birthDate="1901-01-01"), headers=fhir)
     assert wrong.status_code == 404
 
-    served = agent.post(f"{patient}/$assist", json=parameters(**proof, birthDate=walk_in["birthDate"]))
+    served = agent.post(f"{patient}/$assist", json=parameters(**proof, birthDate=walk_in["birthDate"]), headers=fhir)
     assert served.status_code == 200, served.text
     printed = agent.get(letter)
     assert printed.status_code == 200 and printed.headers["content-type"].startswith("text/html")

@@ -60,7 +60,8 @@ def test_doctor_serves_a_walk_in_patient_end_to_end(live):
 
     rights = doctor.post("CoverageEligibilityRequest", json={
         "resourceType": "CoverageEligibilityRequest", "status": "active", "purpose": ["validation", "benefits"],
-        "patient": {"identifier": cin}, "created": time.strftime("%Y-%m-%d"), "provider": {"reference": ME}})
+        "patient": {"identifier": cin}, "created": time.strftime("%Y-%m-%d"), "provider": {"reference": ME},
+        "insurer": {"display": "Organisme du patient"}})  # 1..1 in FHIR R4
     assert rights.status_code == 201, rights.text
     coverage = rights.json()["insurance"][0]["coverage"]["reference"]
     assert rights.json()["insurance"][0]["inforce"] is True

@@ -39,7 +39,7 @@ def test_patient_reads_her_file_her_reimbursements_and_who_saw_it(live):
     events = entries(trail.json(), "AuditEvent")
     who = {a.get("who", {}).get("reference", "") for e in events for a in e["agent"]}
     assert any(ref.endswith("Practitioner/demo-doctor") for ref in who)
-    assert any(c.get("code") == "start-care" for e in events for c in e.get("subtype", []))
+    assert any(c.get("code") == "$start-care" for e in events for c in e.get("subtype", []))
     told = eventually(lambda: [c for c in mine("Communication") if "Benali" in str(c.get("payload"))],
                       "the Communication telling her care started", timeout=30)
     assert told[0]["subject"]["reference"] == ME

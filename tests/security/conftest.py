@@ -212,3 +212,4 @@ async def secure_app(secure_settings):
 async def world(secure_app) -> World:
     """The scenario every access test reads: patients, doctors, a pharmacy, two funds..."""
     return await seed_world(secure_app)
+

@@ -13,7 +13,7 @@ from ehr.security.tables import break_glass_grant
 from ehr.store.clock import now_us
 from ehr.store.db import write_transaction
 
-from .world import PRIVACY, PSY
+from .world import CIN, PRIVACY, PSY
 
 BTG = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG", "display": "break the glass"}
 
@@ -177,10 +177,10 @@ async def test_cached_access_sets_follow_the_writes_of_this_process(secure_setti
         world = await seed_world(app)
         async with world.client("D4") as d4, world.client("pa") as amina, world.client("pb") as brahim:
             assert (await d4.get("/Patient/pa")).status_code == 404  # cached: no relationship
-            encounter = {"resourceType": "Encounter", "status": "in-progress", "class": {"code": "AMB"},
-                         "subject": {"reference": "Patient/pb"}, "participant": [{"individual": {"reference": "Practitioner/d4"}}]}
-            assert (await d4.post("/Encounter", json=encounter)).status_code == 201
-            assert (await d4.get("/Patient/pb")).status_code == 200  # his own new relationship, at once
+            proof = {"resourceType": "Parameters", "parameter": [
+                {"name": "identifier", "valueIdentifier": {"system": CIN, "value": "BB222"}}, {"name": "birthDate", "valueDate": "1975-06-07"}]}
+            assert (await d4.post("/Patient/pb/$start-care", json=proof)).status_code == 200
+            assert (await d4.get("/Patient/pb")).status_code == 200  # the care he just started, at once
             permit = consent("pa", {"type": "permit", "actor": [actor("Practitioner/d4")]})
             assert (await amina.post("/Consent", json=permit)).status_code == 201
             assert (await d4.get("/Patient/pa")).status_code == 200  # her Consent, at once

@@ -1,12 +1,12 @@
 """The scenario the access-control specifications read: who is who, and what the record holds.
 
 Patients
-  pa  Amina: Dr D1 sees her in an Encounter ten days ago, Dr D3 is in her CareTeam.  Her
-      psychiatric Condition is labelled PSY, and her Consent hides PSY from everyone but D3.
-      She is the mother (Patient.link -> RelatedPerson rp-c) of
+  pa  Amina (CIN AA111): Dr D1 sees her in an Encounter ten days ago, Dr D3 has been in her
+      CareTeam since then.  Her psychiatric Condition is labelled PSY, and her Consent hides
+      PSY from everyone but D3.  She is the mother (Patient.link -> RelatedPerson rp-c) of
   pc  Chama, a minor.
-  pb  Brahim: D1 saw him in 2020 (outside the care window); D2 has a current Encounter but
-      Brahim's Consent denies D2; another Consent permits D3.
+  pb  Brahim (CIN BB222, CNOPS number CN-7788): D1 saw him in 2020 (outside the care window);
+      D2 has a current Encounter but Brahim's Consent denies D2; another Consent permits D3.
 Money
   Amina is covered by CNSS (cov-a), Brahim by CNOPS (cov-b).  claim-a (CNSS) was written by the
   pharmacy ph-org, with its response cr-a, an attachment doc-a and its Binary bin-a.
@@ -28,6 +28,7 @@ from ehr.security.demo import DemoUser
 from ehr.security.roles import Role
 
 INPE = "https://fhir.sijill.ma/sid/inpe"
+CIN = "https://fhir.sijill.ma/sid/cin"
 RX = "https://fhir.sijill.ma/sid/prescription"
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ROLECODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
@@ -72,9 +73,11 @@ def resources() -> list[dict]:
         {"resourceType": "PractitionerRole", "id": "ph-role", "practitioner": _ref("Practitioner/ph"), "organization": _ref("Organization/ph-org")},
         {"resourceType": "Patient", "id": "pa", "name": [{"family": "Alaoui", "given": ["Amina"]}], "gender": "female",
          "birthDate": "1980-02-03", "telecom": [{"system": "phone", "value": "+212600000001"}],
-         "identifier": [{"system": "https://fhir.sijill.ma/sid/cin", "value": "AA111"}],
+         "identifier": [{"system": CIN, "value": "AA111"}],
          "link": [{"other": _ref("RelatedPerson/rp-c"), "type": "seealso"}]},
-        {"resourceType": "Patient", "id": "pb", "name": [{"family": "Bennani", "given": ["Brahim"]}], "gender": "male", "birthDate": "1975-06-07"},
+        {"resourceType": "Patient", "id": "pb", "name": [{"family": "Bennani", "given": ["Brahim"]}], "gender": "male", "birthDate": "1975-06-07",
+         "identifier": [{"system": CIN, "value": "BB222"}, {"system": "https://fhir.sijill.ma/sid/cnops", "value": "CN-7788"}],
+         "address": [{"city": "Rabat"}]},
         {"resourceType": "Patient", "id": "pc", "name": [{"family": "Alaoui", "given": ["Chama"]}], "gender": "female",
          "birthDate": (now - timedelta(days=365 * 8)).date().isoformat()},
         {"resourceType": "RelatedPerson", "id": "rp-c", "patient": _ref("Patient/pc"), "active": True,
@@ -82,7 +85,7 @@ def resources() -> list[dict]:
         {"resourceType": "Encounter", "id": "enc-a", "status": "finished", "class": {"code": "AMB"}, "subject": _ref("Patient/pa"),
          "participant": [{"individual": _ref("Practitioner/d1")}], "period": recent},
         {"resourceType": "CareTeam", "id": "ct-a", "status": "active", "subject": _ref("Patient/pa"),
-         "participant": [{"member": _ref("Practitioner/d3")}]},
+         "participant": [{"member": _ref("Practitioner/d3")}], "period": recent},
         {"resourceType": "Encounter", "id": "enc-b-old", "status": "finished", "class": {"code": "AMB"}, "subject": _ref("Patient/pb"),
          "participant": [{"individual": _ref("Practitioner/d1")}], "period": {"start": "2020-01-01T08:00:00Z", "end": "2020-01-01T09:00:00Z"}},
         {"resourceType": "Encounter", "id": "enc-b-d2", "status": "in-progress", "class": {"code": "AMB"}, "subject": _ref("Patient/pb"),
