@@ -27,7 +27,9 @@ from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
 from ehr.search.engine import search
 from ehr.store.clock import to_instant
+from ehr.store import repository
 from ehr.store.db import write_transaction
+from ehr.store.faults import each_attempt, retrying_write
 
 log = logging.getLogger("sijill.bundle")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -73,6 +75,7 @@ class Options:
     access: AccessFilter | None = None
     guard: Guard | None = None
     audit: BundleAudit | None = None
+    attempts: int = 1  # tries of a transaction the database picks as a deadlock victim
 
 
 def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
@@ -264,40 +267,68 @@ def _prefix(err: FHIRError, where: str) -> FHIRError:
 
 
 async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
+    request = each_attempt(bundle_json)
+    first = [_prepared(request(), opts)]  # refused before any connection is taken if malformed
+
+    async def attempt(conn: AsyncConnection) -> list[Entry]:
+        # A retried attempt (the database's deadlock victim) starts again from the request.
+        entries = first.pop() if first else _prepared(request(), opts)
+        await _apply(conn, entries, opts)
+        return entries
+
+    done = await retrying_write(engine, attempt, opts.attempts)
+    return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in done))
+
+
+def _prepared(bundle_json: dict, opts: Options) -> list[Entry]:
     entries = _entries(bundle_json, opts)
     for e in entries:
         _validate(e)
-    async with write_transaction(engine) as conn:
-        ctx = Context(conn, opts.base_url, opts.access, pending_index=[], guard=opts.guard)
-        ids = await _assign_ids(ctx, entries)
-        if ids:
-            for e in entries:
-                if e.resource is not None:
-                    _rewrite(e.resource, ids)
-        entry_of: dict[int, Entry] = {}
-        together = plain(entries)
-        grouped = {id(e) for e, _ in together}
-        alone = [e for e in entries if id(e) not in grouped]
-        for e in sorted(alone, key=lambda x: _ORDER[x.method]) + [None]:
-            if together and (e is None or _ORDER[e.method] >= _ORDER["POST"]):
-                # After the deletes, before every other write: what the rest refers to is there.
-                await write_together(ctx, together, _prefix)
-                entry_of.update({t.result.stored.rid: t for t, _ in together})
-                together = []
-            if e is None:
-                break
-            before = len(ctx.written)
-            try:
-                e.result = await _run(ctx, e, opts)
-            except FHIRError as err:
-                raise _prefix(err, e.where) from None
-            for s in ctx.written[before:]:
-                entry_of.setdefault(s.rid, e)
-        await ctx.flush()
-        await _check_written(ctx, entry_of)
-        if opts.audit is not None:
-            await opts.audit.entries(conn, entries)
-    return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in entries))
+    return entries
+
+
+async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> None:
+    ctx = Context(conn, opts.base_url, opts.access, pending_index=[], guard=opts.guard)
+    ids = await _assign_ids(ctx, entries)
+    if ids:
+        for e in entries:
+            if e.resource is not None:
+                _rewrite(e.resource, ids)
+    await _lock_targets(conn, entries)
+    entry_of: dict[int, Entry] = {}
+    together = plain(entries)
+    grouped = {id(e) for e, _ in together}
+    alone = [e for e in entries if id(e) not in grouped]
+    for e in sorted(alone, key=lambda x: _ORDER[x.method]) + [None]:
+        if together and (e is None or _ORDER[e.method] >= _ORDER["POST"]):
+            # After the deletes, before every other write: what the rest refers to is there.
+            await write_together(ctx, together, _prefix)
+            entry_of.update({t.result.stored.rid: t for t, _ in together})
+            together = []
+        if e is None:
+            break
+        before = len(ctx.written)
+        try:
+            e.result = await _run(ctx, e, opts)
+        except FHIRError as err:
+            raise _prefix(err, e.where) from None
+        for s in ctx.written[before:]:
+            entry_of.setdefault(s.rid, e)
+    await ctx.flush()
+    await _check_written(ctx, entry_of)
+    if opts.audit is not None:
+        await opts.audit.entries(conn, entries)
+
+
+async def _lock_targets(conn: AsyncConnection, entries: list[Entry]) -> None:
+    """Lock every existing resource the Bundle changes by id, all at once in (type, id) order:
+    two Bundles naming the same resources in opposite orders then queue instead of deadlocking."""
+    keys = []
+    for e in entries:
+        res_id = e.target.res_id or e.extra.get("id")
+        if e.method in ("PUT", "PATCH", "DELETE") and res_id is not None and e.target.res_type:
+            keys.append((e.target.res_type, res_id))
+    await repository.lock_in_order(conn, keys)
 
 
 async def _check_written(ctx: Context, entry_of: dict[int, Entry]) -> None:
@@ -324,15 +355,27 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
         if e.error is not None or id(e) in handled:
             continue
         try:
-            async with write_transaction(engine) as conn:
-                e.result = await _run(Context(conn, opts.base_url, opts.access, guard=opts.guard), e, opts)
-                if opts.audit is not None:
-                    await opts.audit.entries(conn, [e])
+            e.result = await retrying_write(engine, _one_entry(e, opts), opts.attempts)
         except FHIRError as err:
             e.error = err
     if opts.audit is not None:
         await opts.audit.failed([e for e in entries if e.error is not None])
     return bundle.bundle("batch-response", (_response_entry(e, opts) for e in entries))
+
+
+def _one_entry(e: Entry, opts: Options):
+    """A batch entry in its own transaction (with its audit events), from its request each attempt."""
+    resource = each_attempt(e.resource)
+
+    async def attempt(conn: AsyncConnection) -> Result:
+        e.resource = resource()
+        result = await _run(Context(conn, opts.base_url, opts.access, guard=opts.guard), e, opts)
+        if opts.audit is not None:
+            e.result = result
+            await opts.audit.entries(conn, [e])
+        return result
+
+    return attempt
 
 
 async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Options) -> set[int]:
