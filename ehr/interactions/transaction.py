@@ -26,6 +26,7 @@ from ehr.outcome import FHIRError, Issue, operation_outcome
 from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
 from ehr.search.engine import search
+from ehr.search.limits import SearchLimits, check_search
 from ehr.store.clock import to_instant
 from ehr.store import repository
 from ehr.store.db import write_transaction
@@ -76,6 +77,8 @@ class Options:
     guard: Guard | None = None
     audit: BundleAudit | None = None
     attempts: int = 1  # tries of a transaction the database picks as a deadlock victim
+    limits: SearchLimits | None = None  # of each search entry
+    max_searches: int | None = None  # search entries in one Bundle
 
 
 def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
@@ -101,6 +104,12 @@ def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
             raise FHIRError.of(400, "required", f"A {method} entry needs a resource", f"{where}.resource")
         out.append(
             Entry(i, method, target, e.get("fullUrl"), res, req.get("ifMatch"), req.get("ifNoneExist"), req.get("ifNoneMatch"))
+        )
+    searches = [e for e in out if e.method in ("GET", "HEAD") and e.target.res_id is None]
+    if opts.max_searches is not None and len(searches) > opts.max_searches:
+        raise FHIRError.of(
+            413, "too-costly", f"The Bundle has {len(searches)} searches; at most {opts.max_searches} are accepted "
+            "(limit SIJILL_MAX_BUNDLE_SEARCHES)", searches[opts.max_searches].where,
         )
     return out
 
@@ -220,6 +229,7 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
         return await read.read(ctx, t.res_type, t.res_id)
     for res_type in search_types(t.res_type, t.params):
         ctx.require(res_type, "s")
+    check_search(t.params, opts.limits)
     found = await search(
         ctx.conn, t.res_type, t.params, base_url=opts.base_url, access=ctx.access,
         default_count=opts.default_count, max_count=opts.max_count,

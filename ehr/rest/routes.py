@@ -30,6 +30,7 @@ from ehr.rest.http import (
     write_response,
 )
 from ehr.search.engine import search as run_search
+from ehr.search.limits import SearchLimits, check_search
 from ehr.security.dispensing import presentation_actors, record_presentation
 from ehr.security.policy import presented_numbers
 from ehr.security.redaction import redact
@@ -90,7 +91,7 @@ async def bundle_endpoint(request: Request, engine: Engine, settings: AppSetting
     opts = Options(
         settings.base_url, settings.default_page_size, settings.max_page_size, settings.max_bundle_entries,
         prefer.return_ == "representation", security.access, security.guard, BundleTrail(security.audit),
-        attempts=settings.db_retry_attempts,
+        attempts=settings.db_retry_attempts, limits=SearchLimits.of(settings), max_searches=settings.max_bundle_searches,
     )
     out = await (transaction if kind == "transaction" else batch)(engine, body, opts)
     return fhir_response(redact(security.principal, out))
@@ -239,6 +240,7 @@ async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str,
 
 
 async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params):
+    check_search(params, SearchLimits.of(settings))
     for listed in search_types(res_type, params):
         security.guard.require(listed, "s")
     if security.access is not None:
