@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ehr import bundle
@@ -26,11 +27,11 @@ from ehr.outcome import FHIRError, Issue, operation_outcome
 from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
 from ehr.search.engine import search
-from ehr.search.limits import SearchLimits, check_search
+from ehr.search.limits import SearchLimits, check_bundle_searches, check_search
 from ehr.store.clock import to_instant
 from ehr.store import repository
 from ehr.store.db import write_transaction
-from ehr.store.faults import each_attempt, retrying_write
+from ehr.store.faults import CONTENTION, each_attempt, fault_kind, retrying_write
 
 log = logging.getLogger("sijill.bundle")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -105,12 +106,7 @@ def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
         out.append(
             Entry(i, method, target, e.get("fullUrl"), res, req.get("ifMatch"), req.get("ifNoneExist"), req.get("ifNoneMatch"))
         )
-    searches = [e for e in out if e.method in ("GET", "HEAD") and e.target.res_id is None]
-    if opts.max_searches is not None and len(searches) > opts.max_searches:
-        raise FHIRError.of(
-            413, "too-costly", f"The Bundle has {len(searches)} searches; at most {opts.max_searches} are accepted "
-            "(limit SIJILL_MAX_BUNDLE_SEARCHES)", searches[opts.max_searches].where,
-        )
+    check_bundle_searches([e.where for e in out if e.method in ("GET", "HEAD") and e.target.res_id is None], opts.max_searches)
     return out
 
 
@@ -333,12 +329,8 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
 async def _lock_targets(conn: AsyncConnection, entries: list[Entry]) -> None:
     """Lock every existing resource the Bundle changes by id, all at once in (type, id) order:
     two Bundles naming the same resources in opposite orders then queue instead of deadlocking."""
-    keys = []
-    for e in entries:
-        res_id = e.target.res_id or e.extra.get("id")
-        if e.method in ("PUT", "PATCH", "DELETE") and res_id is not None and e.target.res_type:
-            keys.append((e.target.res_type, res_id))
-    await repository.lock_in_order(conn, keys)
+    changed = [(e.target.res_type, e.target.res_id or e.extra.get("id")) for e in entries if e.method in ("PUT", "PATCH", "DELETE")]
+    await repository.lock_in_order(conn, [(t, i) for t, i in changed if t and i])
 
 
 async def _check_written(ctx: Context, entry_of: dict[int, Entry]) -> None:
@@ -391,7 +383,8 @@ def _one_entry(e: Entry, opts: Options):
 async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Options) -> set[int]:
     """Plain POSTs of a type with a bulk submission handler (care sheets) go through it together,
     in one transaction, each entry still getting its own answer.  If that transaction fails as a
-    whole (a concurrent write, a write rule), nothing of it stays and the entries run one by one.
+    whole (a concurrent write or deadlock, a write rule), nothing of it stays and the entries run one
+    by one (each retried if it loses a deadlock).
     Returns the entries answered here (by ``id``)."""
     from ehr.hooks import bulk_submission_handlers
 
@@ -426,9 +419,11 @@ async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Opt
                 await ctx.check_written(ctx.written)
                 if opts.audit is not None:
                     await opts.audit.entries(conn, [e for e in group if e.result is not None])
-        except FHIRError as err:
+        except (FHIRError, DBAPIError) as err:
+            if isinstance(err, DBAPIError) and fault_kind(err) != CONTENTION:
+                raise
             log.info("%d %s entries of a batch could not be written together (%s): one by one", len(group), res_type,
-                     err.issues[0].diagnostics if err.issues else err.status)
+                     err.issues[0].diagnostics if isinstance(err, FHIRError) and err.issues else type(err).__name__)
             for e in group:
                 e.result = e.error = None
             continue

@@ -64,3 +64,10 @@ def check_search(params: Sequence[tuple[str, str]], limits: SearchLimits | None)
     if len(wildcards) > limits.wildcard_includes:
         raise _refuse(f"The search has {len(wildcards)} wildcard includes (*), at most {limits.wildcard_includes} "
                       "are accepted", "SIJILL_MAX_WILDCARD_INCLUDES", wildcards[0])
+
+
+def check_bundle_searches(wheres: list[str], limit: int | None) -> None:
+    """413 for a batch or transaction Bundle of more searches than ``limit`` (``wheres``: theirs)."""
+    if limit is not None and len(wheres) > limit:
+        raise FHIRError.of(413, "too-costly", f"The Bundle has {len(wheres)} searches; at most {limit} are accepted "
+                           "(limit SIJILL_MAX_BUNDLE_SEARCHES)", wheres[limit])
