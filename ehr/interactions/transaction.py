@@ -4,21 +4,22 @@ A transaction is all-or-nothing in one database transaction, processed in the or
 sets (DELETE, POST, PUT/PATCH, then GET/HEAD) whatever the entry order, with ``urn:uuid:`` (and
 other fullUrl) references rewritten to the ids the server assigns and conditional references
 (``Patient?identifier=…``) resolved to the one resource they match.  A batch runs each entry in
-its own transaction and reports each entry's outcome.
+its own transaction and reports each entry's outcome.  The existing resources a transaction
+changes are locked at once in (type, id) order, and a transaction (or batch entry) PostgreSQL
+picks as a deadlock victim runs again from the request (``ehr.store.faults``).
 """
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-import orjson
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ehr import bundle
 from ehr.interactions import create, delete, history, patch, read, update
+from ehr.interactions.bundle_entries import conditional_references, patch_operations, rewrite
 from ehr.interactions.context import Context, Guard, Result
 from ehr.interactions.preconditions import new_id, single_match
 from ehr.interactions.urls import Target, parse_target
@@ -28,8 +29,8 @@ from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
 from ehr.search.engine import search
 from ehr.search.limits import SearchLimits, check_bundle_searches, check_search
-from ehr.store.clock import to_instant
 from ehr.store import repository
+from ehr.store.clock import to_instant
 from ehr.store.db import write_transaction
 from ehr.store.faults import CONTENTION, each_attempt, fault_kind, retrying_write
 
@@ -120,43 +121,6 @@ def _validate(entry: Entry) -> None:
         )
 
 
-def _patch_operations(entry: Entry) -> Any:
-    res = entry.resource
-    if isinstance(res, dict) and res.get("resourceType") == "Binary" and res.get("data"):
-        try:
-            return orjson.loads(base64.b64decode(res["data"]))
-        except (ValueError, orjson.JSONDecodeError):
-            raise FHIRError.of(400, "structure", "The Binary does not hold a JSON Patch", f"{entry.where}.resource.data") from None
-    raise FHIRError.of(400, "not-supported", "PATCH entries take a Binary holding a JSON Patch", f"{entry.where}.resource")
-
-
-def _rewrite(value: Any, ids: dict[str, str]) -> Any:
-    """Replace every reference to a Bundle-local fullUrl by the server's Type/id."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "reference" and isinstance(v, str):
-                if v in ids:
-                    value[k] = ids[v]
-            else:
-                _rewrite(v, ids)
-    elif isinstance(value, list):
-        for v in value:
-            _rewrite(v, ids)
-    return value
-
-
-def _conditional_references(value: Any, found: list[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "reference" and isinstance(v, str) and "?" in v and not v.startswith(("http:", "https:", "urn:")):
-                found.append(v)
-            else:
-                _conditional_references(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            _conditional_references(v, found)
-
-
 async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
     ids: dict[str, str] = {}
     for e in entries:
@@ -181,7 +145,7 @@ async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
         if e.resource is None:
             continue
         conditional: list[str] = []
-        _conditional_references(e.resource, conditional)
+        conditional_references(e.resource, conditional)
         for ref in conditional:
             if ref in resolved:
                 continue
@@ -209,7 +173,7 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
             return await delete.conditional_delete(ctx, t.res_type, t.query, if_match=e.if_match)
         return await delete.delete(ctx, t.res_type, t.res_id, if_match=e.if_match)
     if e.method == "PATCH":
-        ops = _patch_operations(e)
+        ops = patch_operations(e)
         if t.res_id is None:
             return await patch.conditional_patch(ctx, t.res_type, t.query, ops, if_match=e.if_match)
         return await patch.patch(ctx, t.res_type, t.res_id, ops, if_match=e.if_match)
@@ -299,7 +263,7 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
     if ids:
         for e in entries:
             if e.resource is not None:
-                _rewrite(e.resource, ids)
+                rewrite(e.resource, ids)
     await _lock_targets(conn, entries)
     entry_of: dict[int, Entry] = {}
     together = plain(entries)

@@ -86,8 +86,10 @@ def each_attempt(value: T) -> Callable[[], T]:
     return lambda: first.pop() if first else orjson.loads(snapshot)
 
 
-def _is_contention(exc: BaseException) -> bool:
-    return fault_kind(exc) == CONTENTION
+def _is_victim(exc: BaseException) -> bool:
+    """Chosen by PostgreSQL as a deadlock / serialization victim: rolled back, safe to run again.
+    (SQLite's "database is locked" comes after the 30 s busy timeout: not worth waiting again.)"""
+    return isinstance(exc, sa_exc.DBAPIError) and getattr(exc.orig, "sqlstate", None) in _CONTENTION_STATES
 
 
 async def retrying_write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], attempts: int) -> T:
@@ -96,7 +98,7 @@ async def retrying_write(engine: AsyncEngine, work: Callable[[AsyncConnection], 
     (it may not rely on anything an earlier, rolled-back attempt changed)."""
     retrying = AsyncRetrying(
         stop=stop_after_attempt(max(1, attempts)), wait=wait_random_exponential(multiplier=0.02, max=1.0),
-        retry=retry_if_exception(_is_contention), reraise=True,
+        retry=retry_if_exception(_is_victim), reraise=True,
         before_sleep=lambda state: log.info("write retried after contention (attempt %d)", state.attempt_number),
     )
     async for attempt in retrying:
