@@ -237,7 +237,7 @@ def _prefix(err: FHIRError, where: str) -> FHIRError:
 
 
 async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
-    request = each_attempt(bundle_json)
+    request = each_attempt(bundle_json) if opts.attempts > 1 else (lambda: bundle_json)  # no copy if never retried
     first = [_prepared(request(), opts)]  # refused before any connection is taken if malformed
 
     async def attempt(conn: AsyncConnection) -> list[Entry]:

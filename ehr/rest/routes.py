@@ -240,9 +240,9 @@ async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str,
 
 
 async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params):
-    check_search(params, SearchLimits.of(settings))
     for listed in search_types(res_type, params):
         security.guard.require(listed, "s")
+    check_search(params, SearchLimits.of(settings))
     if security.access is not None:
         # A planner's estimate is computed from statistics of every row, visible or not.
         params = [(k, "accurate" if k == "_total" and v == "estimate" else v) for k, v in params]

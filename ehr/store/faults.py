@@ -66,8 +66,8 @@ def as_outcome(exc: BaseException, statement_timeout_ms: int | None) -> FHIRErro
     kind = fault_kind(exc)
     retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
     if kind == CONTENTION:
-        return FHIRError.of(503, "transient", "The request was stopped by concurrent requests on the same "
-                            "resources (deadlock or lock timeout) after retries; nothing was written; retry", headers=retry)
+        return FHIRError.of(503, "transient", "Concurrent requests on the same resources kept this one from "
+                            "completing (deadlock or lock wait); nothing was written; retry", headers=retry)
     if kind == UNAVAILABLE:
         return FHIRError.of(503, "transient", "The database is unavailable; nothing was written; retry later", headers=retry)
     if kind == TIMEOUT:

@@ -3,9 +3,13 @@ client can act on (success, or 409/503 saying to retry), never 500, and nothing 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
+from sqlalchemy import text
 
+from ehr.store.db import create_engine
+from ehr.store.faults import CONTENTION, as_outcome, fault_kind, retrying_write
 from tests.api.helpers import issues, patient
 
 RACERS = 80
@@ -63,3 +67,34 @@ async def test_single_updates_racing_never_answer_500(client, postgresql_only):
     ))
     assert {r.status_code for r in answers} <= {200, 409, 503}
     assert (await client.get("/Patient/c")).json()["meta"]["versionId"] == str(1 + sum(r.status_code == 200 for r in answers))
+
+
+async def _opposite_locks(engine, attempts: int, runs: Counter) -> list:
+    """Two writers taking the same two locks in opposite orders: PostgreSQL kills one of them."""
+    async def writer(name: str, first: int, second: int):
+        async def attempt(conn):
+            runs[name] += 1
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": first})
+            await asyncio.sleep(0.3)  # both hold their first lock now
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": second})
+            return name
+
+        return await retrying_write(engine, attempt, attempts)
+
+    return await asyncio.gather(writer("a", 41, 42), writer("b", 42, 41), return_exceptions=True)
+
+
+async def test_a_deadlock_victim_is_run_again(database_url, postgresql_only):
+    engine = create_engine(database_url)
+    try:
+        runs: Counter = Counter()
+        assert sorted(await _opposite_locks(engine, 3, runs)) == ["a", "b"]
+        assert sum(runs.values()) == 3  # the victim ran twice, the other once
+        runs.clear()
+        answers = await _opposite_locks(engine, 1, runs)  # no retry allowed: the victim's error stays
+        victim = next(a for a in answers if isinstance(a, Exception))
+        assert fault_kind(victim) == CONTENTION
+        error = as_outcome(victim, None)
+        assert error.status == 503 and error.issues[0].code == "transient" and error.headers["Retry-After"]
+    finally:
+        await engine.dispose()
