@@ -72,7 +72,12 @@ def create_engine(url: str, pool_size: int = 20, statement_timeout_ms: int = 0) 
             event.listen(engine.sync_engine, "before_cursor_execute", before)
             event.listen(engine.sync_engine, "after_cursor_execute", after)
         return engine
-    connect_args = {"options": f"-c statement_timeout={statement_timeout_ms}"} if statement_timeout_ms else {}
+    # A lock wait gives up first (half the budget): the client hears "contention, retry"
+    # (55P03) rather than "too costly" for a statement that only queued behind other writers.
+    connect_args = {}
+    if statement_timeout_ms:
+        lock_ms = max(1, statement_timeout_ms // 2)
+        connect_args["options"] = f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={lock_ms}"
     return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2, connect_args=connect_args)
 
 

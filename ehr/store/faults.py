@@ -25,7 +25,8 @@ T = TypeVar("T")
 
 CONTENTION, UNAVAILABLE, TIMEOUT = "contention", "unavailable", "timeout"
 # PostgreSQL SQLSTATEs: https://www.postgresql.org/docs/current/errcodes-appendix.html
-_CONTENTION_STATES = {"40P01", "40001", "55P03"}  # deadlock, serialization failure, lock not available
+_VICTIM_STATES = {"40P01", "40001"}  # deadlock, serialization failure: rolled back, worth running again
+_CONTENTION_STATES = _VICTIM_STATES | {"55P03"}  # + lock_timeout: queued long enough, not run again
 _UNAVAILABLE_STATES = {"57P01", "57P02", "57P03", "53300", "53000"}  # shutdown, cannot connect now, too many connections
 _TIMEOUT_STATE = "57014"  # query_canceled: statement_timeout
 RETRY_AFTER_SECONDS = 2
@@ -88,8 +89,9 @@ def each_attempt(value: T) -> Callable[[], T]:
 
 def _is_victim(exc: BaseException) -> bool:
     """Chosen by PostgreSQL as a deadlock / serialization victim: rolled back, safe to run again.
-    (SQLite's "database is locked" comes after the 30 s busy timeout: not worth waiting again.)"""
-    return isinstance(exc, sa_exc.DBAPIError) and getattr(exc.orig, "sqlstate", None) in _CONTENTION_STATES
+    (A lock wait past lock_timeout, or SQLite's "database is locked" after its 30 s busy timeout,
+    has queued long enough: not run again.)"""
+    return isinstance(exc, sa_exc.DBAPIError) and getattr(exc.orig, "sqlstate", None) in _VICTIM_STATES
 
 
 async def retrying_write(engine: AsyncEngine, work: Callable[[AsyncConnection], Awaitable[T]], attempts: int) -> T:
