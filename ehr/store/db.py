@@ -2,7 +2,9 @@
 
 Writes go through ``write_transaction`` so that on SQLite they take the write lock up front
 (``BEGIN IMMEDIATE``): a deferred transaction that later tries to write can fail with
-"database is locked" instead of waiting its turn.
+"database is locked" instead of waiting its turn.  The API's engine has a statement timeout
+(PostgreSQL's ``statement_timeout`` and ``lock_timeout``; on SQLite a progress handler), the
+tools' and workers' engines none.
 """
 import math
 import time
