@@ -15,7 +15,6 @@ import urllib3.exceptions
 from minio.error import ServerError
 
 from ehr.outcome import FHIRError
-
 from interop.storage.base import LimitedReader, ObjectStore
 
 
