@@ -63,7 +63,7 @@ async def submit(inv: Invocation):
     # channel's Provenance) and one audit event per entry.
     security = inv.request.state.security
     opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, True, security.access,
-                   security.guard, BundleTrail(security.audit))
+                   security.guard, BundleTrail(security.audit), attempts=s.db_retry_attempts)
     result = orjson.loads(await transaction(inv.engine, tx, opts))
     entry = result["entry"][claim_index]
     status = int(entry["response"]["status"].split()[0])

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ehr.ops.logs import request_id as current_request_id
@@ -15,6 +17,7 @@ from ehr.rest.apidocs import install_docs
 from ehr.rest.http import FHIR_JSON, check_accept
 from ehr.settings import Settings, get_settings
 from ehr.store.db import create_engine
+from ehr.store.faults import as_outcome
 
 log = logging.getLogger("sijill")
 
@@ -50,6 +53,18 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_request: Request, exc: StarletteHTTPException):
         code = {404: "not-found", 405: "not-supported"}.get(exc.status_code, "processing")
         return _outcome(exc.status_code, [Issue(code, str(exc.detail))], getattr(exc, "headers", None))
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(PoolTimeout)
+    async def database_fault(request: Request, exc: Exception):
+        """Contention, an outage, a statement timeout: 503 the client can act on (ehr.store.faults)."""
+        settings: Settings = request.app.state.settings
+        error = as_outcome(exc, settings.statement_timeout_ms)
+        if error is None:
+            return await unexpected(request, exc)
+        log.warning("database fault answered %d: %s", error.status, type(exc.__cause__ or exc).__name__)
+        await _record_failure(request, error.status, error.issues)
+        return _outcome(error.status, error.issues, error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception):
@@ -95,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         if settings.log_json:
             configure_logging(settings.log_level)
-        app.state.engine = create_engine(settings.database_url, settings.db_pool_size)
+        app.state.engine = create_engine(settings.database_url, settings.db_pool_size, settings.statement_timeout_ms)
         tracing.instrument_engine(app, app.state.engine)
         services = setup_security(app, app.state.engine, settings)
         # Requests record AuditEvents in the inbox; this chains them in the background.

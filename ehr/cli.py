@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -119,6 +120,43 @@ def db_upgrade(revision: str = typer.Argument("head")) -> None:
 
     written, unchanged = asyncio.run(install())
     console.print(f"Conformance content: {written} written, {unchanged} unchanged")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str = typer.Argument(..., help="The revision to go back to, e.g. 0005, or -1.")) -> None:
+    """Undo schema migrations down to REVISION (each migration's downgrade; some refuse while
+    they would lose data, e.g. unsealed audit events: seal first)."""
+    from ehr.store.migrate import downgrade
+
+    downgrade(get_settings().database_url, revision)
+    console.print(f"[green]Database at {revision}[/green]")
+
+
+@app.command("backup")
+def backup_command(dest: Path = typer.Argument(..., help="A new directory for the backup.")) -> None:
+    """Back up the database and the stored documents together, while the server runs."""
+    from interop.storage import open_store
+    from interop.storage.backup import backup
+
+    settings = get_settings()
+    done = backup(settings.database_url, open_store(settings), dest)
+    console.print(f"[green]backup written to {done.path}[/green]: database at revision {done.revision}, "
+                  f"{done.objects} document object(s), {done.bytes} bytes")
+
+
+@app.command("restore")
+def restore_command(src: Path = typer.Argument(..., exists=True, file_okay=False, help="A directory `sijill backup` wrote.")) -> None:
+    """Replace the database and put back the documents of a backup.
+
+    Stop the server and the workers first, run `sijill db upgrade` after; `storage gc` then
+    keeps every document newer than the backup."""
+    from interop.storage import open_store
+    from interop.storage.backup import restore
+
+    settings = get_settings()
+    manifest = restore(src, settings.database_url, open_store(settings))
+    console.print(f"[green]restored[/green] the backup of {manifest['created']} (database revision "
+                  f"{manifest['database']['revision']}, {len(manifest['objects'])} document object(s))")
 
 
 @app.command()

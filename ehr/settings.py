@@ -31,6 +31,21 @@ class Settings(BaseSettings):
     max_page_size: int = Field(default=1000, ge=1)
     # Bundles larger than this are refused with 413 before any work is done.
     max_bundle_entries: int = Field(default=10_000, ge=1)
+    # A write the database picks as a deadlock or serialization victim is run again up to this
+    # many times in all (then 503 transient); docs/operations.md "Contention and outages".
+    db_retry_attempts: int = Field(default=5, ge=1, le=20)
+    # Cost limits of the API (docs/operations.md "Limits"): a statement running longer is stopped
+    # (503 too-costly; 0 = none; the worker and the command line tools have none).
+    statement_timeout_ms: int = Field(default=10_000, ge=0)
+    # Shapes of a search refused before any SQL (400 too-costly naming the limit): parameters in
+    # all, values of one parameter (repeats x comma alternatives), _sort keys, includes, "*" ones.
+    max_search_params: int = Field(default=60, ge=1)
+    max_search_param_values: int = Field(default=50, ge=1)
+    max_sort_keys: int = Field(default=5, ge=1)
+    max_includes: int = Field(default=10, ge=0)
+    max_wildcard_includes: int = Field(default=1, ge=0)
+    # Searches (GET entries without an id) in one batch or transaction Bundle.
+    max_bundle_searches: int = Field(default=50, ge=0)
     log_level: str = "info"
     # One JSON object per log line, whitelisted fields only (no clinical data); off for tests.
     log_json: bool = True

@@ -4,20 +4,22 @@ A transaction is all-or-nothing in one database transaction, processed in the or
 sets (DELETE, POST, PUT/PATCH, then GET/HEAD) whatever the entry order, with ``urn:uuid:`` (and
 other fullUrl) references rewritten to the ids the server assigns and conditional references
 (``Patient?identifier=…``) resolved to the one resource they match.  A batch runs each entry in
-its own transaction and reports each entry's outcome.
+its own transaction and reports each entry's outcome.  The existing resources a transaction
+changes are locked at once in (type, id) order, and a transaction (or batch entry) PostgreSQL
+picks as a deadlock victim runs again from the request (``ehr.store.faults``).
 """
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-import orjson
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ehr import bundle
 from ehr.interactions import create, delete, history, patch, read, update
+from ehr.interactions.bundle_entries import conditional_references, patch_operations, rewrite
 from ehr.interactions.context import Context, Guard, Result
 from ehr.interactions.preconditions import new_id, single_match
 from ehr.interactions.urls import Target, parse_target
@@ -26,8 +28,11 @@ from ehr.outcome import FHIRError, Issue, operation_outcome
 from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
 from ehr.search.engine import search
+from ehr.search.limits import SearchLimits, check_bundle_searches, check_search
+from ehr.store import repository
 from ehr.store.clock import to_instant
 from ehr.store.db import write_transaction
+from ehr.store.faults import CONTENTION, each_attempt, fault_kind, retrying_write
 
 log = logging.getLogger("sijill.bundle")
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
@@ -73,6 +78,9 @@ class Options:
     access: AccessFilter | None = None
     guard: Guard | None = None
     audit: BundleAudit | None = None
+    attempts: int = 1  # tries of a transaction the database picks as a deadlock victim
+    limits: SearchLimits | None = None  # of each search entry
+    max_searches: int | None = None  # search entries in one Bundle
 
 
 def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
@@ -99,6 +107,7 @@ def _entries(bundle_json: dict, opts: Options) -> list[Entry]:
         out.append(
             Entry(i, method, target, e.get("fullUrl"), res, req.get("ifMatch"), req.get("ifNoneExist"), req.get("ifNoneMatch"))
         )
+    check_bundle_searches([e.where for e in out if e.method in ("GET", "HEAD") and e.target.res_id is None], opts.max_searches)
     return out
 
 
@@ -110,43 +119,6 @@ def _validate(entry: Entry) -> None:
         entry.resource = check_resource(
             entry.resource, expected_type=entry.target.res_type, url_id=url_id, where=f"{entry.where}.resource."
         )
-
-
-def _patch_operations(entry: Entry) -> Any:
-    res = entry.resource
-    if isinstance(res, dict) and res.get("resourceType") == "Binary" and res.get("data"):
-        try:
-            return orjson.loads(base64.b64decode(res["data"]))
-        except (ValueError, orjson.JSONDecodeError):
-            raise FHIRError.of(400, "structure", "The Binary does not hold a JSON Patch", f"{entry.where}.resource.data") from None
-    raise FHIRError.of(400, "not-supported", "PATCH entries take a Binary holding a JSON Patch", f"{entry.where}.resource")
-
-
-def _rewrite(value: Any, ids: dict[str, str]) -> Any:
-    """Replace every reference to a Bundle-local fullUrl by the server's Type/id."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "reference" and isinstance(v, str):
-                if v in ids:
-                    value[k] = ids[v]
-            else:
-                _rewrite(v, ids)
-    elif isinstance(value, list):
-        for v in value:
-            _rewrite(v, ids)
-    return value
-
-
-def _conditional_references(value: Any, found: list[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if k == "reference" and isinstance(v, str) and "?" in v and not v.startswith(("http:", "https:", "urn:")):
-                found.append(v)
-            else:
-                _conditional_references(v, found)
-    elif isinstance(value, list):
-        for v in value:
-            _conditional_references(v, found)
 
 
 async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
@@ -173,7 +145,7 @@ async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
         if e.resource is None:
             continue
         conditional: list[str] = []
-        _conditional_references(e.resource, conditional)
+        conditional_references(e.resource, conditional)
         for ref in conditional:
             if ref in resolved:
                 continue
@@ -201,7 +173,7 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
             return await delete.conditional_delete(ctx, t.res_type, t.query, if_match=e.if_match)
         return await delete.delete(ctx, t.res_type, t.res_id, if_match=e.if_match)
     if e.method == "PATCH":
-        ops = _patch_operations(e)
+        ops = patch_operations(e)
         if t.res_id is None:
             return await patch.conditional_patch(ctx, t.res_type, t.query, ops, if_match=e.if_match)
         return await patch.patch(ctx, t.res_type, t.res_id, ops, if_match=e.if_match)
@@ -217,6 +189,7 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
         return await read.read(ctx, t.res_type, t.res_id)
     for res_type in search_types(t.res_type, t.params):
         ctx.require(res_type, "s")
+    check_search(t.params, opts.limits)
     found = await search(
         ctx.conn, t.res_type, t.params, base_url=opts.base_url, access=ctx.access,
         default_count=opts.default_count, max_count=opts.max_count,
@@ -264,40 +237,64 @@ def _prefix(err: FHIRError, where: str) -> FHIRError:
 
 
 async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
+    request = each_attempt(bundle_json) if opts.attempts > 1 else (lambda: bundle_json)  # no copy if never retried
+    first = [_prepared(request(), opts)]  # refused before any connection is taken if malformed
+
+    async def attempt(conn: AsyncConnection) -> list[Entry]:
+        # A retried attempt (the database's deadlock victim) starts again from the request.
+        entries = first.pop() if first else _prepared(request(), opts)
+        await _apply(conn, entries, opts)
+        return entries
+
+    done = await retrying_write(engine, attempt, opts.attempts)
+    return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in done))
+
+
+def _prepared(bundle_json: dict, opts: Options) -> list[Entry]:
     entries = _entries(bundle_json, opts)
     for e in entries:
         _validate(e)
-    async with write_transaction(engine) as conn:
-        ctx = Context(conn, opts.base_url, opts.access, pending_index=[], guard=opts.guard)
-        ids = await _assign_ids(ctx, entries)
-        if ids:
-            for e in entries:
-                if e.resource is not None:
-                    _rewrite(e.resource, ids)
-        entry_of: dict[int, Entry] = {}
-        together = plain(entries)
-        grouped = {id(e) for e, _ in together}
-        alone = [e for e in entries if id(e) not in grouped]
-        for e in sorted(alone, key=lambda x: _ORDER[x.method]) + [None]:
-            if together and (e is None or _ORDER[e.method] >= _ORDER["POST"]):
-                # After the deletes, before every other write: what the rest refers to is there.
-                await write_together(ctx, together, _prefix)
-                entry_of.update({t.result.stored.rid: t for t, _ in together})
-                together = []
-            if e is None:
-                break
-            before = len(ctx.written)
-            try:
-                e.result = await _run(ctx, e, opts)
-            except FHIRError as err:
-                raise _prefix(err, e.where) from None
-            for s in ctx.written[before:]:
-                entry_of.setdefault(s.rid, e)
-        await ctx.flush()
-        await _check_written(ctx, entry_of)
-        if opts.audit is not None:
-            await opts.audit.entries(conn, entries)
-    return bundle.bundle("transaction-response", (_response_entry(e, opts) for e in entries))
+    return entries
+
+
+async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> None:
+    ctx = Context(conn, opts.base_url, opts.access, pending_index=[], guard=opts.guard)
+    ids = await _assign_ids(ctx, entries)
+    if ids:
+        for e in entries:
+            if e.resource is not None:
+                rewrite(e.resource, ids)
+    await _lock_targets(conn, entries)
+    entry_of: dict[int, Entry] = {}
+    together = plain(entries)
+    grouped = {id(e) for e, _ in together}
+    alone = [e for e in entries if id(e) not in grouped]
+    for e in sorted(alone, key=lambda x: _ORDER[x.method]) + [None]:
+        if together and (e is None or _ORDER[e.method] >= _ORDER["POST"]):
+            # After the deletes, before every other write: what the rest refers to is there.
+            await write_together(ctx, together, _prefix)
+            entry_of.update({t.result.stored.rid: t for t, _ in together})
+            together = []
+        if e is None:
+            break
+        before = len(ctx.written)
+        try:
+            e.result = await _run(ctx, e, opts)
+        except FHIRError as err:
+            raise _prefix(err, e.where) from None
+        for s in ctx.written[before:]:
+            entry_of.setdefault(s.rid, e)
+    await ctx.flush()
+    await _check_written(ctx, entry_of)
+    if opts.audit is not None:
+        await opts.audit.entries(conn, entries)
+
+
+async def _lock_targets(conn: AsyncConnection, entries: list[Entry]) -> None:
+    """Lock every existing resource the Bundle changes by id, all at once in (type, id) order:
+    two Bundles naming the same resources in opposite orders then queue instead of deadlocking."""
+    changed = [(e.target.res_type, e.target.res_id or e.extra.get("id")) for e in entries if e.method in ("PUT", "PATCH", "DELETE")]
+    await repository.lock_in_order(conn, [(t, i) for t, i in changed if t and i])
 
 
 async def _check_written(ctx: Context, entry_of: dict[int, Entry]) -> None:
@@ -324,10 +321,7 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
         if e.error is not None or id(e) in handled:
             continue
         try:
-            async with write_transaction(engine) as conn:
-                e.result = await _run(Context(conn, opts.base_url, opts.access, guard=opts.guard), e, opts)
-                if opts.audit is not None:
-                    await opts.audit.entries(conn, [e])
+            e.result = await retrying_write(engine, _one_entry(e, opts), opts.attempts)
         except FHIRError as err:
             e.error = err
     if opts.audit is not None:
@@ -335,10 +329,26 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
     return bundle.bundle("batch-response", (_response_entry(e, opts) for e in entries))
 
 
+def _one_entry(e: Entry, opts: Options):
+    """A batch entry in its own transaction (with its audit events), from its request each attempt."""
+    resource = each_attempt(e.resource)
+
+    async def attempt(conn: AsyncConnection) -> Result:
+        e.resource = resource()
+        result = await _run(Context(conn, opts.base_url, opts.access, guard=opts.guard), e, opts)
+        if opts.audit is not None:
+            e.result = result
+            await opts.audit.entries(conn, [e])
+        return result
+
+    return attempt
+
+
 async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Options) -> set[int]:
     """Plain POSTs of a type with a bulk submission handler (care sheets) go through it together,
     in one transaction, each entry still getting its own answer.  If that transaction fails as a
-    whole (a concurrent write, a write rule), nothing of it stays and the entries run one by one.
+    whole (a concurrent write or deadlock, a write rule), nothing of it stays and the entries run one
+    by one (each retried if it loses a deadlock).
     Returns the entries answered here (by ``id``)."""
     from ehr.hooks import bulk_submission_handlers
 
@@ -373,9 +383,11 @@ async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Opt
                 await ctx.check_written(ctx.written)
                 if opts.audit is not None:
                     await opts.audit.entries(conn, [e for e in group if e.result is not None])
-        except FHIRError as err:
+        except (FHIRError, DBAPIError) as err:
+            if isinstance(err, DBAPIError) and fault_kind(err) != CONTENTION:
+                raise
             log.info("%d %s entries of a batch could not be written together (%s): one by one", len(group), res_type,
-                     err.issues[0].diagnostics if err.issues else err.status)
+                     err.issues[0].diagnostics if isinstance(err, FHIRError) and err.issues else type(err).__name__)
             for e in group:
                 e.result = e.error = None
             continue

@@ -8,7 +8,9 @@ from fastapi import APIRouter
 
 from ehr.operations.registry import registered
 from ehr.rest.http import AppSettings, fhir_response
+from ehr.search.limits import SearchLimits
 from ehr.search.registry import get_registry
+from ehr.settings import Settings
 from ehr.store.clock import now_us, to_instant
 
 router = APIRouter()
@@ -52,11 +54,23 @@ def _resource_entry(res_type: str, params: dict) -> dict:
     return entry
 
 
+def limits_documentation(settings: Settings) -> str:
+    """The cost limits a client must stay within (rest.documentation; docs/operations.md)."""
+    timeout = f"{settings.statement_timeout_ms} ms" if settings.statement_timeout_ms else "none"
+    return (
+        f"Limits. {SearchLimits.of(settings).as_text()} Bundles: at most {settings.max_bundle_entries} entries "
+        f"and {settings.max_bundle_searches} searches (413 too-costly). Pages: _count up to {settings.max_page_size}. "
+        f"Request bodies: {settings.max_body_bytes} bytes. Database statement timeout: {timeout} (503 too-costly). "
+        "Contention and outages answer 503 transient with Retry-After: retry."
+    )
+
+
 @lru_cache(maxsize=4)
-def capability_statement(base_url: str) -> bytes:
+def capability_statement(base_url: str, documentation: str) -> bytes:
     registry = get_registry()
     rest: dict = {
         "mode": "server",
+        "documentation": documentation,
         "resource": [_resource_entry(t, registry.for_type(t)) for t in sorted(registry.resource_types)],
         "interaction": [{"code": c} for c in ("transaction", "batch", "search-system", "history-system")],
         "operation": [{"name": op.name, "definition": op.definition} for op in registered() if "system" in op.levels],
@@ -83,4 +97,4 @@ def capability_statement(base_url: str) -> bytes:
 
 @router.get("/fhir/metadata")
 async def metadata(settings: AppSettings):
-    return fhir_response(capability_statement(settings.base_url))
+    return fhir_response(capability_statement(settings.base_url, limits_documentation(settings)))

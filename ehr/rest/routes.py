@@ -30,13 +30,15 @@ from ehr.rest.http import (
     write_response,
 )
 from ehr.search.engine import search as run_search
+from ehr.search.limits import SearchLimits, check_search
 from ehr.security.dispensing import presentation_actors, record_presentation
 from ehr.security.policy import presented_numbers
 from ehr.security.redaction import redact
 from ehr.security.request import RequestSecurity
 from ehr.security.roles import Role
 from ehr.security.trail import BundleTrail, Scope
-from ehr.store.db import read_connection, write_transaction
+from ehr.store.db import read_connection
+from ehr.store.faults import each_attempt, retrying_write
 
 router = APIRouter()
 
@@ -62,6 +64,17 @@ async def _record_write(security: RequestSecurity, conn, ctx, result: Result, in
     await security.audit.record(conn, status=result.status, rids=rids, patients=result.patients, scope=scope)
 
 
+async def _write(engine, settings, security: RequestSecurity, interaction: str, act) -> Result:
+    """``act(ctx)`` and its audit events in one transaction, run again if it loses a deadlock."""
+    async def attempt(conn) -> Result:
+        ctx = security.context(conn, settings.base_url)
+        result = await act(ctx)
+        await _record_write(security, conn, ctx, result, interaction)
+        return result
+
+    return await retrying_write(engine, attempt, settings.db_retry_attempts)
+
+
 # --- whole-system interactions -----------------------------------------------------------
 
 
@@ -78,6 +91,7 @@ async def bundle_endpoint(request: Request, engine: Engine, settings: AppSetting
     opts = Options(
         settings.base_url, settings.default_page_size, settings.max_page_size, settings.max_bundle_entries,
         prefer.return_ == "representation", security.access, security.guard, BundleTrail(security.audit),
+        attempts=settings.db_retry_attempts, limits=SearchLimits.of(settings), max_searches=settings.max_bundle_searches,
     )
     out = await (transaction if kind == "transaction" else batch)(engine, body, opts)
     return fhir_response(redact(security.principal, out))
@@ -116,23 +130,21 @@ async def search_get(request: Request, res_type: ResourceType, engine: Engine, s
 
 @router.post("/fhir/{res_type}")
 async def create_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
-    res = parse_resource(await read_body(request, settings), expected_type=res_type)
+    res = each_attempt(parse_resource(await read_body(request, settings), expected_type=res_type))
     security.audit.begin("create", what=res_type)
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await create.submit_or_create(ctx, res_type, res, if_none_exist=request.headers.get("if-none-exist"))
-        await _record_write(security, conn, ctx, result, "create")
+    condition = request.headers.get("if-none-exist")
+    result = await _write(engine, settings, security, "create",
+                          lambda ctx: create.submit_or_create(ctx, res_type, res(), if_none_exist=condition))
     return write_response(result, prefer, settings.base_url)
 
 
 @router.put("/fhir/{res_type}")
 async def conditional_update_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
-    res = parse_resource(await read_body(request, settings), expected_type=res_type)
+    res = each_attempt(parse_resource(await read_body(request, settings), expected_type=res_type))
     security.audit.begin("update", what=res_type, query=_condition(request))
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await update.conditional_update(ctx, res_type, _require_condition(request), res, if_match=request.headers.get("if-match"))
-        await _record_write(security, conn, ctx, result, "update")
+    condition, if_match = _require_condition(request), request.headers.get("if-match")
+    result = await _write(engine, settings, security, "update",
+                          lambda ctx: update.conditional_update(ctx, res_type, condition, res(), if_match=if_match))
     return write_response(result, prefer, settings.base_url)
 
 
@@ -140,20 +152,18 @@ async def conditional_update_endpoint(request: Request, res_type: ResourceType, 
 async def conditional_patch_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     ops = parse_json(await read_body(request, settings, {JSON_PATCH}))
     security.audit.begin("patch", what=res_type, query=_condition(request))
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await patch.conditional_patch(ctx, res_type, _require_condition(request), ops, if_match=request.headers.get("if-match"))
-        await _record_write(security, conn, ctx, result, "patch")
+    condition, if_match = _require_condition(request), request.headers.get("if-match")
+    result = await _write(engine, settings, security, "patch",
+                          lambda ctx: patch.conditional_patch(ctx, res_type, condition, ops, if_match=if_match))
     return write_response(result, prefer, settings.base_url)
 
 
 @router.delete("/fhir/{res_type}")
 async def conditional_delete_endpoint(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, security: Security):
     security.audit.begin("delete", what=res_type, query=_condition(request))
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await delete.conditional_delete(ctx, res_type, _require_condition(request), if_match=request.headers.get("if-match"))
-        await _record_write(security, conn, ctx, result, "delete")
+    condition, if_match = _require_condition(request), request.headers.get("if-match")
+    await _write(engine, settings, security, "delete",
+                 lambda ctx: delete.conditional_delete(ctx, res_type, condition, if_match=if_match))
     return Response(status_code=204)
 
 
@@ -202,12 +212,10 @@ async def read_resource(request: Request, engine, settings, security: RequestSec
 
 @router.put("/fhir/{res_type}/{res_id}")
 async def update_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
-    res = parse_resource(await read_body(request, settings), expected_type=res_type, url_id=res_id)
+    res = each_attempt(parse_resource(await read_body(request, settings), expected_type=res_type, url_id=res_id))
     security.audit.begin("update", what=f"{res_type}/{res_id}", target=(res_type, res_id))
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await update.update(ctx, res_type, res_id, res, if_match=request.headers.get("if-match"))
-        await _record_write(security, conn, ctx, result, "update")
+    if_match = request.headers.get("if-match")
+    result = await _write(engine, settings, security, "update", lambda ctx: update.update(ctx, res_type, res_id, res(), if_match=if_match))
     return write_response(result, prefer, settings.base_url)
 
 
@@ -215,20 +223,16 @@ async def update_endpoint(request: Request, res_type: ResourceType, res_id: str,
 async def patch_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
     ops = parse_json(await read_body(request, settings, {JSON_PATCH}))
     security.audit.begin("patch", what=f"{res_type}/{res_id}", target=(res_type, res_id))
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await patch.patch(ctx, res_type, res_id, ops, if_match=request.headers.get("if-match"))
-        await _record_write(security, conn, ctx, result, "patch")
+    if_match = request.headers.get("if-match")
+    result = await _write(engine, settings, security, "patch", lambda ctx: patch.patch(ctx, res_type, res_id, ops, if_match=if_match))
     return write_response(result, prefer, settings.base_url)
 
 
 @router.delete("/fhir/{res_type}/{res_id}")
 async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str, engine: Engine, settings: AppSettings, security: Security):
     security.audit.begin("delete", what=f"{res_type}/{res_id}", target=(res_type, res_id))
-    async with write_transaction(engine) as conn:
-        ctx = security.context(conn, settings.base_url)
-        result = await delete.delete(ctx, res_type, res_id, if_match=request.headers.get("if-match"))
-        await _record_write(security, conn, ctx, result, "delete")
+    if_match = request.headers.get("if-match")
+    await _write(engine, settings, security, "delete", lambda ctx: delete.delete(ctx, res_type, res_id, if_match=if_match))
     return Response(status_code=204)
 
 
@@ -238,6 +242,7 @@ async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str,
 async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params):
     for listed in search_types(res_type, params):
         security.guard.require(listed, "s")
+    check_search(params, SearchLimits.of(settings))
     if security.access is not None:
         # A planner's estimate is computed from statistics of every row, visible or not.
         params = [(k, "accurate" if k == "_total" and v == "estimate" else v) for k, v in params]

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import os
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,15 +74,27 @@ def load_or_create_key(settings: Settings) -> str:
         return settings.dev_issuer_private_key.get_secret_value()
     path: Path = settings.effective_key_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # O_EXCL: if several workers start at once, exactly one creates the key, the others read it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text()
-    with os.fdopen(fd, "wb") as out:
-        out.write(_generate_pem())
-    log.warning("dev issuer: generated a new signing key at %s (set SIJILL_DEV_ISSUER_PRIVATE_KEY to pin one)", path)
+    if not path.exists():
+        _publish_key(path)
     return path.read_text()
+
+
+def _publish_key(path: Path) -> None:
+    """Write a fresh key beside ``path``, complete and synced, then link it into place: a link
+    is atomic and fails if the name exists, so when several workers start at once exactly one
+    key wins and every reader sees it whole (never a half-written file)."""
+    fd, tmp = tempfile.mkstemp(prefix=".dev-issuer-key.", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(_generate_pem())
+            out.flush()
+            os.fsync(out.fileno())
+        os.link(tmp, path)
+        log.warning("dev issuer: generated a new signing key at %s (set SIJILL_DEV_ISSUER_PRIVATE_KEY to pin one)", path)
+    except FileExistsError:
+        pass  # another worker's key won: use it
+    finally:
+        os.unlink(tmp)
 
 
 def _algorithm(pem: str) -> str:

@@ -23,3 +23,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
         if db and db != ":memory:":
             Path(db).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
+
+
+def downgrade(database_url: str, revision: str) -> None:
+    command.downgrade(alembic_config(database_url), revision)

@@ -165,10 +165,20 @@ async def current_many(
     found: dict[tuple[str, str], Stored] = {}
     for part in _chunks(sorted(set(keys))):
         stmt = select(*_CURRENT_COLS).where(tuple_(resource.c.res_type, resource.c.res_id).in_(part))
-        if for_update:
-            stmt = stmt.with_for_update()
+        if for_update:  # rows locked in (type, id) order, as rows are emitted: see lock_in_order
+            stmt = stmt.order_by(resource.c.res_type, resource.c.res_id).with_for_update()
         found.update({(row.res_type, row.res_id): Stored(*row) for row in await conn.execute(stmt)})
     return found
+
+
+async def lock_in_order(conn: AsyncConnection, keys: list[tuple[str, str]]) -> None:
+    """Lock the current rows of ``keys`` in (type, id) order (PostgreSQL; SQLite serialises writers).
+
+    Every writer that locks what it changes in this one order queues behind the others instead
+    of deadlocking with a writer that named the same resources in another order."""
+    if conn.dialect.name != "postgresql" or len(keys) < 2:
+        return  # one row: its own lock, taken by the write, cannot deadlock on another
+    await current_many(conn, keys, for_update=True)
 
 
 # Bound parameters per statement stay well under SQLite's and PostgreSQL's limits.

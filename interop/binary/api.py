@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ehr.interactions import create, read, update
+from ehr.interactions.context import Result
 from ehr.interactions.preconditions import check_id, new_id
 from ehr.outcome import FHIRError
 from ehr.parsing import parse_resource
@@ -27,7 +28,8 @@ from ehr.rest.routes import _record_write, type_history
 from ehr.security.request import RequestSecurity
 from ehr.settings import Settings
 from ehr.store import repository
-from ehr.store.db import read_connection, write_transaction
+from ehr.store.db import read_connection
+from ehr.store.faults import each_attempt, retrying_write
 from interop.binary.negotiation import _FHIR_JSON, wants_resource
 from interop.binary.pointer import ObjectRef, data_element, object_of, server_writes, without_pointer
 from interop.storage import ObjectMissing, ObjectStore, ObjectTooLarge, app_store
@@ -112,17 +114,22 @@ async def _write(request: Request, engine, settings: Settings, prefer, security:
     res, ref = await _received(request, settings, store, key, res_id)
     if ref is not None:
         res["_data"] = data_element(ref)
+    fresh, if_match = each_attempt(res), request.headers.get("if-match")
+
+    async def attempt(conn) -> Result:  # run again if the database picks it as a deadlock victim
+        ctx, res = security.context(conn, settings.base_url), fresh()
+        if res_id:
+            if raw and "securityContext" not in res:
+                await _keep_security_context(ctx, res_id, res)
+            result = await update.update(ctx, "Binary", res_id, res, if_match=if_match)
+        else:
+            result = await create.create(ctx, "Binary", res, res_id=target_id)
+        await _record_write(security, conn, ctx, result, interaction)
+        return result
+
     try:
         with server_writes(key):
-            async with write_transaction(engine) as conn:
-                ctx = security.context(conn, settings.base_url)
-                if res_id:
-                    if raw and "securityContext" not in res:
-                        await _keep_security_context(ctx, res_id, res)
-                    result = await update.update(ctx, "Binary", res_id, res, if_match=request.headers.get("if-match"))
-                else:
-                    result = await create.create(ctx, "Binary", res, res_id=target_id)
-                await _record_write(security, conn, ctx, result, interaction)
+            result = await retrying_write(engine, attempt, settings.db_retry_attempts)
     except BaseException:
         if ref is not None:
             await _forget(store, key)

@@ -2,8 +2,9 @@
 
 Writes store the object first and commit the row after, so a crash (or a refused write whose
 clean-up failed) can leave an object behind.  Objects younger than ``min_age`` are never
-touched: their row may be about to commit.  Candidates are listed before the rows are read, so
-a row committed meanwhile is seen.
+touched: their row may be about to commit; nor are objects newer than the backup last restored
+(``interop.storage.backup``: the restored database does not know them, they are not garbage).
+Candidates are listed before the rows are read, so a row committed meanwhile is seen.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ehr.store.db import read_connection
 from ehr.store.schema import resource_version
 from interop.binary.pointer import object_of
 from interop.storage import ObjectStore, StoredObject
+from interop.storage.backup import restore_point
 
 PREFIX = "Binary/"
 _BATCH = 1000
@@ -53,6 +55,9 @@ async def referenced_keys(engine: AsyncEngine) -> set[str]:
 async def collect(engine: AsyncEngine, store: ObjectStore, *, min_age: timedelta = timedelta(hours=1),
                   dry_run: bool = False, now: datetime | None = None) -> Collection:
     cutoff = (now or datetime.now(timezone.utc)) - min_age
+    restored_from = await anyio.to_thread.run_sync(restore_point, store)
+    if restored_from is not None:  # documents newer than the restored database are kept, always
+        cutoff = min(cutoff, restored_from)
     listed: list[StoredObject] = await anyio.to_thread.run_sync(lambda: list(store.list(PREFIX)))
     old = [o for o in listed if o.modified <= cutoff]
     referenced = await referenced_keys(engine)

@@ -11,7 +11,10 @@ from typing import AsyncIterator, Iterator
 import anyio
 import anyio.from_thread
 import anyio.to_thread
+import urllib3.exceptions
+from minio.error import ServerError
 
+from ehr.outcome import FHIRError
 from interop.storage.base import LimitedReader, ObjectStore
 
 
@@ -43,24 +46,36 @@ class _ChunkPuller(io.RawIOBase):
         return out
 
 
+async def _call(fn, *args):
+    """``fn(*args)`` in a worker thread; an object store that cannot be reached (a refused or
+    broken connection, a 5xx, an unreadable directory) is a 503 the client may retry."""
+    try:
+        return await anyio.to_thread.run_sync(fn, *args)
+    except (OSError, urllib3.exceptions.HTTPError, ServerError) as exc:
+        raise FHIRError.of(
+            503, "transient", f"Le stockage des documents est indisponible ({type(exc).__name__}) ; réessayez",
+            headers={"Retry-After": "5"},
+        ) from exc
+
+
 async def put_chunks(store: ObjectStore, key: str, chunks: AsyncIterator[bytes], content_type: str, limit: int) -> tuple[int, str]:
     """Stream ``chunks`` into ``key``; ``ObjectTooLarge`` (and nothing kept) past ``limit`` bytes."""
     reader = LimitedReader(_ChunkPuller(chunks), limit)
-    return await anyio.to_thread.run_sync(store.put, key, reader, -1, content_type)
+    return await _call(store.put, key, reader, -1, content_type)
 
 
 async def put_bytes(store: ObjectStore, key: str, data: bytes, content_type: str) -> tuple[int, str]:
-    return await anyio.to_thread.run_sync(store.put, key, io.BytesIO(data), len(data), content_type)
+    return await _call(store.put, key, io.BytesIO(data), len(data), content_type)
 
 
 async def open_chunks(store: ObjectStore, key: str) -> Iterator[bytes]:
     """The object's chunk iterator, opened in a thread (``ObjectMissing`` raised here)."""
-    return await anyio.to_thread.run_sync(store.open, key)
+    return await _call(store.open, key)
 
 
 async def read_all(store: ObjectStore, key: str) -> bytes:
-    return await anyio.to_thread.run_sync(lambda: b"".join(store.open(key)))
+    return await _call(lambda: b"".join(store.open(key)))
 
 
 async def delete(store: ObjectStore, key: str) -> None:
-    await anyio.to_thread.run_sync(store.delete, key)
+    await _call(store.delete, key)
