@@ -12,7 +12,6 @@ from claims.clock import DAY_US, now_us
 from claims.tables import claim_appeal, claim_ledger
 from claims.uris import CLAIM_NUMBER, EXT_APPEAL, EXT_DECIDED_BY, FUND, INPE
 from claims.worker import Worker
-from ehr.interactions.transaction import Options, transaction
 from ehr.parsing import check_structure
 from ehr.security.demo import DemoUser
 from ehr.security.roles import Role
@@ -22,7 +21,7 @@ from tests.claims.test_adjudication_scenarios import World, decided, drain, reas
 from tests.claims.test_corrections import check_reconciliations, correcting, ledger_of, pay
 from tests.claims.test_review import line, params
 from tests.conftest import BASE, TEST_LIMITS, running_app
-from tests.security.world import World as Callers
+from tests.security.world import World as Callers, seed_world
 
 CONTESTED_REASON = "L'acte XYZ est un geste d'urgence pratiqué au cabinet, justifié par le compte rendu joint"
 
@@ -219,19 +218,13 @@ def _resources() -> list[dict]:
 
 
 async def _seed(app) -> Callers:
-    """The world, written in-process as the server itself would (no caller, no policy)."""
-    s = app.state.security.settings
-    opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, False)
-    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in _resources()]
-    await transaction(app.state.engine, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, opts)
-    return Callers(app)
+    return await seed_world(app, _resources())
 
 
 def _sheet(days: int) -> dict:
-    sheet = b.claim("pa", "cov-a", [b.act("C", 80, b.days_ago(days))],
-                    provider={"reference": "Practitioner/d1", "identifier": {"system": INPE, "value": "101234567"}})
-    sheet["insurer"] = {"reference": "Organization/cnss"}  # what lets the fund's agents read it
-    return sheet
+    # no insurer: the submission records the fund it routes the sheet to, and the fund's agents read it
+    return b.claim("pa", "cov-a", [b.act("C", 80, b.days_ago(days))],
+                   provider={"reference": "Practitioner/d1", "identifier": {"system": INPE, "value": "101234567"}})
 
 
 async def _decided_claim(app, callers: Callers, by: DemoUser, days: int) -> str:
