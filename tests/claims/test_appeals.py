@@ -66,7 +66,8 @@ async def test_appeal_accepted_by_an_agent_with_a_partial_increase_paid_by_the_n
     assert task["status"] == "ready" and task["focus"]["reference"] == f"Claim/{claim_id}"
     assert task["requester"]["reference"] == f"Practitioner/{w.doctor['id']}"
     inputs = {i["type"]["text"]: i for i in task["input"]}
-    assert inputs["décision contestée"]["valueReference"]["reference"] == f"ClaimResponse/{queued['id']}/_history/2"
+    # the version contested is the paid one (queued, decided, paid)
+    assert inputs["décision contestée"]["valueReference"]["reference"] == f"ClaimResponse/{queued['id']}/_history/3"
     assert inputs["lignes contestées"]["valueString"] == "2" and inputs["pièce jointe"]["valueAttachment"]["title"] == "Compte rendu"
     # the answer says an appeal is under way, with its own 48-hour deadline
     pending = (await client.get(f"/ClaimResponse/{queued['id']}")).json()
@@ -87,7 +88,7 @@ async def test_appeal_accepted_by_an_agent_with_a_partial_increase_paid_by_the_n
     resp = await client.post(f"/Claim/{claim_id}/$decide", json=body)
     assert resp.status_code == 200, resp.text
     revised = resp.json()
-    assert revised["id"] == queued["id"] and revised["meta"]["versionId"] == "4"  # a new version of the same answer
+    assert revised["id"] == queued["id"] and revised["meta"]["versionId"] == "5"  # a new version of the same answer
     consultation, act = revised["item"]
     assert b.amount(consultation, "benefit") == 56 and b.amount(act, "benefit") == 30 and reasons(act) == "agent-adjusted"
     assert "partiellement" in revised["disposition"]
