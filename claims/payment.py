@@ -36,12 +36,12 @@ from claims.lookups import resources_by_id
 from claims.money import from_cents, money
 from claims.settings import get_claims_settings
 from claims.tables import claim_appeal, claim_ledger, claim_payment
-from claims.uris import CLAIM_NUMBER, INPE, PAYMENT_TYPE, SD
+from claims.payment_answers import mark_paid
+from claims.uris import CLAIM_NUMBER, INPE, PAYMENT_NUMBER, PAYMENT_TYPE
 from ehr.interactions.context import Context, store
 from ehr.interactions.preconditions import new_id
+from ehr.security.search_params import PAYEE_PERSON as EXT_PAYEE_PERSON
 from ehr.store.db import create_engine, write_transaction
-
-EXT_PAYEE_PERSON = SD + "payment-payee-person"
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def _payee_reference(ref: str) -> dict:
     return {"reference": ref}
 
 
-def _detail(d: Detail, day: date) -> dict:
+def _detail(d: Detail, day: date, payee: dict | None) -> dict:
     r = d.row
     out = {
         "identifier": {"system": CLAIM_NUMBER, "value": r.claim_identifier},
@@ -110,15 +110,20 @@ def _detail(d: Detail, day: date) -> dict:
         "date": day.isoformat(),
         "amount": money(from_cents(d.amount_cents)),
     }
+    if payee is not None:
+        out["payee"] = payee
     if d.replaces:
         out["predecessor"] = {"system": CLAIM_NUMBER, "value": d.replaces}
     return out
 
 
-def _reconciliation(batch: Batch, day: date, now: int, tz: str) -> dict:
+def _reconciliation(batch: Batch, rec_id: str, day: date, now: int, tz: str) -> dict:
     start, end = day_bounds(day, tz)
+    # a provider paid directly is every line's payee (an insured person cannot be: Patient is no payee type)
+    payee = _payee_reference(batch.payee_ref) if batch.payee == "provider" else None
     res = {
         "resourceType": "PaymentReconciliation",
+        "identifier": [_number(rec_id)],
         "status": "active",
         "period": {"start": to_instant(start), "end": to_instant(end - 1)},
         "created": to_instant(now),
@@ -128,7 +133,7 @@ def _reconciliation(batch: Batch, day: date, now: int, tz: str) -> dict:
                         else "Remboursement à l'assuré"),
         "paymentDate": day.isoformat(),
         "paymentAmount": money(from_cents(batch.total_cents)),
-        "detail": [_detail(d, day) for d in sorted(batch.details, key=lambda d: (d.row.id, d.appeal_id or 0))],
+        "detail": [_detail(d, day, payee) for d in sorted(batch.details, key=lambda d: (d.row.id, d.appeal_id or 0))],
     }
     if any(d.amount_cents < 0 for d in batch.details):
         res["disposition"] += " ; déduction des sommes versées en trop sur des feuilles corrigées ou révisées"
@@ -137,6 +142,11 @@ def _reconciliation(batch: Batch, day: date, now: int, tz: str) -> dict:
         if kind in ("Practitioner", "PractitionerRole", "Organization"):
             res["requestor"] = {"reference": batch.payee_ref}
     return res
+
+
+def _number(rec_id: str) -> dict:
+    """The reconciliation's number, which the ClaimResponses and EOBs it pays quote."""
+    return {"system": PAYMENT_NUMBER, "value": rec_id}
 
 
 def _notice(batch: Batch, reconciliation_id: str, day: date, now: int) -> dict:
@@ -167,6 +177,7 @@ async def pay_day(engine: AsyncEngine, day: date, *, base_url: str, tz: str) -> 
     _, end = day_bounds(day, tz)
     now = now_us()
     done: list[tuple[str, str, str, int, int]] = []
+    paid: list[tuple[Detail, dict]] = []
     async with write_transaction(engine) as conn:
         details = await _claims_due(conn, end) + await _appeals_due(conn, end)
         rows = [d.row for d in details]
@@ -188,10 +199,13 @@ async def pay_day(engine: AsyncEngine, day: date, *, base_url: str, tz: str) -> 
             batch.settle_recoveries()
             if not batch.details:
                 continue
-            rec = await store(ctx, "PaymentReconciliation", new_id(), _reconciliation(batch, day, now, tz), method="POST", prior=None)
+            rec_id = new_id()
+            rec = await store(ctx, "PaymentReconciliation", rec_id, _reconciliation(batch, rec_id, day, now, tz), method="POST", prior=None)
             notice = await store(ctx, "PaymentNotice", new_id(), _notice(batch, rec.res_id, day, now), method="POST", prior=None)
             await _record_paid(conn, batch, day, rec.res_id, notice.res_id, now)
             done.append((rec.res_id, batch.fund_code, batch.payee_ref, len(batch.details), batch.total_cents))
+            paid += [(d, _number(rec_id)) for d in batch.details]
+        await mark_paid(ctx, paid, day, now)
     return PaymentSummary(day, done)
 
 

@@ -4,7 +4,8 @@ One code path for one sheet or a batch Bundle of them, in the caller's one trans
 fixed number of queries whatever the count: business checks (422 with one issue per problem),
 the idempotency key (provider INPE + the sheet's own number: a resubmission gets the same
 ClaimResponse back, never a second claim), routing to the fund that covers the patient on the
-date of care, then the Claims, the queued ClaimResponses, the ledger rows and the jobs are
+date of care — recorded in the stored sheet as ``Claim.insurer`` (a sheet naming another fund is
+refused): what that fund's agents read, decide and pay rests on it — then the Claims, the queued ClaimResponses, the ledger rows and the jobs are
 written together — a claim is either fully received, with its 48-hour clock running, or not at
 all.
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from claims import corrections, ledger, queue
+from claims.adjudication.model import CoverageFacts
 from claims.adjudication.ruleset import rulesets
 from claims.caresheet import CareSheet, any_reference, require_valid
 from claims.clock import deadline, now_us
@@ -26,7 +28,7 @@ from claims.lookups import identifier_value, patient_records, resources_by_id
 from claims.money import cents
 from claims.responses import queued_response
 from claims.settings import get_claims_settings
-from claims.uris import INPE
+from claims.uris import FUND, INPE
 from ehr.hooks import bulk_submission, submission
 from ehr.interactions.context import Context, Result, store_many
 from ehr.interactions.preconditions import new_id
@@ -221,6 +223,9 @@ async def _route(ctx: Context, sheets: list[_Sheet]) -> None:
                 _coverage_path(s.res),
             )
             continue
+        if (refused := _record_fund(s.res, primary)) is not None:
+            s.answer = refused
+            continue
         sheet = s.sheet
         s.ledger_values = dict(
             provider_inpe=s.inpe, claim_identifier=sheet.identifier, payer_rank=1, claim_id=s.res_id or new_id(),
@@ -229,6 +234,32 @@ async def _route(ctx: Context, sheets: list[_Sheet]) -> None:
             care_setting=sheet.care_setting, service_date=sheet.service_date.isoformat(), fingerprint=sheet.fingerprint(),
             related_claim_id=sheet.related_claim_id, submitted_cents=cents(sheet.submitted),
         )
+
+
+def _record_fund(res: dict, fund: CoverageFacts) -> FHIRError | None:
+    """The stored sheet names the fund it was routed to (``Claim.insurer``): the one fact the
+    fund's access, its review queue, decisions, appeals and payments rest on.  A sheet that
+    names another fund is refused rather than sent where it did not ask to go."""
+    given = res.get("insurer")
+    if given is None:
+        res["insurer"] = {"reference": fund.fund_ref}
+        return None
+    if not isinstance(given, dict):
+        return FHIRError.of(422, "structure", "Claim.insurer est une référence", "Claim.insurer")
+    named = any_reference(given, ("Organization",))
+    ident = given.get("identifier")
+    code = ident.get("value") if isinstance(ident, dict) and ident.get("system") == FUND else None
+    if (given.get("reference") is not None and named is None) or (ident is not None and code is None):
+        return FHIRError.of(422, "invalid", "Claim.insurer désigne l'organisme par sa référence (Organization/<id>) "
+                            f"ou son identifiant de système {FUND}", "Claim.insurer")
+    if (named is not None and named != fund.fund_ref) or (code is not None and code != fund.fund_code):
+        return FHIRError.of(
+            422, "business-rule",
+            f"La feuille est adressée à {named or code}, mais l'organisme qui couvre le patient à la date des soins "
+            f"est {fund.fund_ref} ({fund.fund_code})", "Claim.insurer",
+        )
+    res["insurer"] = {**given, "reference": fund.fund_ref}
+    return None
 
 
 async def _receive(ctx: Context, sheets: list[_Sheet], settings) -> None:

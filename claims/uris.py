@@ -7,6 +7,7 @@ INPE = SID + "inpe"
 CLAIM_NUMBER = SID + "claim"
 PRESCRIPTION_NUMBER = SID + "prescription"
 FUND = SID + "fund"  # a fund's acronym as an Organization identifier (CNSS, CNOPS, ...)
+PAYMENT_NUMBER = SID + "payment"  # a PaymentReconciliation's number, quoted by the answers it pays
 PREAUTH = SID + "preauthorization"  # numbers of the funds' attestations de prise en charge
 MEMBER_SYSTEMS = {SID + n for n in ("cnss", "cnops", "amo-tadamon", "mutuelle")}
 
@@ -23,6 +24,7 @@ ADJUDICATION_EXTRA = CS + "adjudication"  # Sijill's adjudication categories bey
 CLAIM_TYPE = "http://terminology.hl7.org/CodeSystem/claim-type"
 ADJUDICATION = "http://terminology.hl7.org/CodeSystem/adjudication"
 PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/payment-type"
+EX_PAYMENT_TYPE = "http://terminology.hl7.org/CodeSystem/ex-paymenttype"  # complete | partial (ClaimResponse.payment)
 PAYEE_TYPE = "http://terminology.hl7.org/CodeSystem/payeetype"
 PROCESS_PRIORITY = "http://terminology.hl7.org/CodeSystem/processpriority"
 CLAIM_INFO_CATEGORY = "http://terminology.hl7.org/CodeSystem/claiminformationcategory"

@@ -11,14 +11,17 @@ the token's scopes (``Principal.allows(type, "r")``):
 
 * reference data (directories, terminology, conformance): everyone who may read the type;
 * patient: their compartment and their dependants' (``Patient.link`` -> ``RelatedPerson`` of a
-  guardian), minus labels a dependant's Consent hides;
+  guardian), minus labels a dependant's Consent hides; the PaymentNotices reimbursing them;
 * doctor: compartments of patients with a care relationship (Encounter participant, CareTeam
   member, EpisodeOfCare care manager, not void, not ended before the care window) or a Consent
   that permits them; their own Practitioner compartment; what they entered; never a patient
   whose Consent denies them; never a security label a Consent hides from them; any patient
-  they hold an active break-the-glass grant for (which overrides denies and labels);
+  they hold an active break-the-glass grant for (which overrides denies and labels); the
+  payments made to them or their organisation (a PaymentReconciliation's ``requestor`` or a
+  line's ``payee``, and those payments' PaymentNotices);
 * pharmacist: prescriptions presented to them (by number, recorded), those patients and
-  coverages, and the dispenses, claims and eligibility exchanges they are party to;
+  coverages, the dispenses, claims and eligibility exchanges they are party to, and the
+  payments made to them or their pharmacy (as doctors);
 * insurer: their fund's claims, responses, coverages, eligibility, EOBs, payments, claim
   attachments, communications and beneficiaries;
 * paper-channel agent: what they entered;
@@ -191,9 +194,29 @@ class AccessPolicy:
         return set(self.identity.mine)
 
     def _patient_rules(self, q: Q, row: Row) -> list[str]:
+        # what was paid to them (a reimbursement): PaymentNotice is in no patient compartment
+        payees = self._refs | {("Patient", p) for p in self.identity.mine}
         return [
             f"({rules.type_in(row, self._clinical, self._universe)} AND {rules.in_patient_compartment(q, row, self._patients(q))}"
-            f" AND NOT {rules.hidden(q, row, self.identity.hidden)})"
+            f" AND NOT {rules.hidden(q, row, self.identity.hidden)})",
+            self._typed(row, "PaymentNotice", rules.references(q, row, [H("PaymentNotice", "payee")], payees)),
+        ]
+
+    # -- payments to providers ----------------------------------------------------------------------
+    def _payments_to(self, q: Q, row: Row) -> list[str]:
+        """Doctors and pharmacists: the reconciliations paying them or an organisation they act
+        for (``requestor`` or a line's ``payee``), and the notices of those payments."""
+        refs = self._refs
+
+        def paid(target: Row) -> str:
+            return rules.references(q, target, [H("PaymentReconciliation", "requestor"), H("PaymentReconciliation", "payee")], refs)
+
+        return [
+            self._typed(row, "PaymentReconciliation", paid(row)),
+            self._typed(row, "PaymentNotice", _any([
+                rules.references(q, row, [H("PaymentNotice", "payee")], refs),
+                rules.references_where(q, row, [H("PaymentNotice", "payment")], "PaymentReconciliation", paid),
+            ])),
         ]
 
     # -- doctors ----------------------------------------------------------------------------------
@@ -215,7 +238,7 @@ class AccessPolicy:
             conditions.append(f"NOT {rules.in_patient_compartment(q, row, lambda col: q.one_of(col, denied))}")
         if labels:
             conditions.append(f"NOT {rules.hidden(q, row, labels)}")
-        branches = ["(" + " AND ".join(conditions) + ")"]
+        branches = ["(" + " AND ".join(conditions) + ")", *self._payments_to(q, row)]
         if glass:  # break-the-glass: the whole record, denies and labels included
             branches.append(f"({clinical} AND {rules.in_patient_compartment(q, row, lambda col: q.one_of(col, glass))})")
         return branches
@@ -245,6 +268,7 @@ class AccessPolicy:
         claim_params = [H("Claim", "provider"), H("Claim", "enterer")]
         request_params = [H("CoverageEligibilityRequest", "provider"), H("CoverageEligibilityRequest", "enterer")]
         return [
+            *self._payments_to(q, row),
             self._typed(row, "MedicationRequest", prescription(row.rid)),
             self._typed(row, "Patient", patient(row.res_id)),
             self._typed(row, "Coverage", coverage),

@@ -75,8 +75,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "ClaimResponse": "rs",
         "CoverageEligibilityResponse": "rs",
         "ExplanationOfBenefit": "rs",
-        "PaymentReconciliation": "",
-        "PaymentNotice": "",
+        "PaymentReconciliation": "rs",  # row rules: the payments made to them or their organisation
+        "PaymentNotice": "rs",
         # Consents speak for the patient and guardianship opens a record to another person:
         # patients (and counter agents acting for them) record those, doctors read them.
         "Consent": "rs",
@@ -92,6 +92,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "CoverageEligibilityResponse": "rs",
         "Claim": "crus",
         "ClaimResponse": "rs",
+        "PaymentReconciliation": "rs",  # row rules: the payments made to them or their pharmacy
+        "PaymentNotice": "rs",
     },
     Role.INSURER: {"@reference": "rs", **_FUND_BUSINESS},
     Role.PAPER_AGENT: {

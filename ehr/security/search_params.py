@@ -2,7 +2,8 @@
 
 The policy reads only index tables at query time, so every fact it relies on must be a search
 parameter: the deny/permit of a Consent's base provision and the people its exceptions permit,
-a Binary's security context, and the fund on an EOB, an eligibility request and a payment notice.
+a Binary's security context, the fund on an EOB, an eligibility request and a payment notice, and
+who a payment was made to.
 They are ordinary parameters too: clients may search on them and the CapabilityStatement lists
 them.  ``ensure_registered`` runs before anything is written (``ehr.interactions`` imports it),
 so every stored resource carries their index rows.
@@ -12,6 +13,8 @@ from __future__ import annotations
 from ehr.search.registry import Registry, get_registry
 
 BASE = "https://fhir.sijill.ma/SearchParameter"
+# The insured person a payment notice reimburses (PaymentNotice.payee admits no Patient).
+PAYEE_PERSON = "https://fhir.sijill.ma/StructureDefinition/payment-payee-person"
 
 
 def _param(base: str, code: str, ptype: str, expression: str, description: str, target: list[str] | None = None) -> dict:
@@ -46,6 +49,12 @@ SEARCH_PARAMETERS: tuple[dict, ...] = (
            "The fund asked about eligibility", ["Organization"]),
     _param("PaymentNotice", "payment", "reference", "PaymentNotice.payment",
            "The payment (PaymentReconciliation) notified", ["PaymentReconciliation"]),
+    _param("PaymentReconciliation", "payee", "reference", "PaymentReconciliation.detail.payee",
+           "Who a line of the reconciliation was paid to (a provider paid directly)", ["Organization", "Practitioner", "PractitionerRole"]),
+    _param("PaymentNotice", "payee", "reference",
+           f"PaymentNotice.payee | PaymentNotice.extension('{PAYEE_PERSON}').value",
+           "Who was paid: the provider, or the insured person reimbursed",
+           ["Organization", "Practitioner", "PractitionerRole", "Patient", "RelatedPerson"]),
 )
 
 

@@ -12,7 +12,6 @@ from claims.clock import DAY_US, now_us
 from claims.tables import claim_appeal, claim_ledger
 from claims.uris import CLAIM_NUMBER, EXT_APPEAL, EXT_DECIDED_BY, FUND, INPE
 from claims.worker import Worker
-from ehr.interactions.transaction import Options, transaction
 from ehr.parsing import check_structure
 from ehr.security.demo import DemoUser
 from ehr.security.roles import Role
@@ -22,7 +21,7 @@ from tests.claims.test_adjudication_scenarios import World, decided, drain, reas
 from tests.claims.test_corrections import check_reconciliations, correcting, ledger_of, pay
 from tests.claims.test_review import line, params
 from tests.conftest import BASE, TEST_LIMITS, running_app
-from tests.security.world import World as Callers
+from tests.security.world import World as Callers, seed_world
 
 CONTESTED_REASON = "L'acte XYZ est un geste d'urgence pratiqué au cabinet, justifié par le compte rendu joint"
 
@@ -67,7 +66,8 @@ async def test_appeal_accepted_by_an_agent_with_a_partial_increase_paid_by_the_n
     assert task["status"] == "ready" and task["focus"]["reference"] == f"Claim/{claim_id}"
     assert task["requester"]["reference"] == f"Practitioner/{w.doctor['id']}"
     inputs = {i["type"]["text"]: i for i in task["input"]}
-    assert inputs["décision contestée"]["valueReference"]["reference"] == f"ClaimResponse/{queued['id']}/_history/2"
+    # the version contested is the paid one (queued, decided, paid)
+    assert inputs["décision contestée"]["valueReference"]["reference"] == f"ClaimResponse/{queued['id']}/_history/3"
     assert inputs["lignes contestées"]["valueString"] == "2" and inputs["pièce jointe"]["valueAttachment"]["title"] == "Compte rendu"
     # the answer says an appeal is under way, with its own 48-hour deadline
     pending = (await client.get(f"/ClaimResponse/{queued['id']}")).json()
@@ -88,7 +88,7 @@ async def test_appeal_accepted_by_an_agent_with_a_partial_increase_paid_by_the_n
     resp = await client.post(f"/Claim/{claim_id}/$decide", json=body)
     assert resp.status_code == 200, resp.text
     revised = resp.json()
-    assert revised["id"] == queued["id"] and revised["meta"]["versionId"] == "4"  # a new version of the same answer
+    assert revised["id"] == queued["id"] and revised["meta"]["versionId"] == "5"  # a new version of the same answer
     consultation, act = revised["item"]
     assert b.amount(consultation, "benefit") == 56 and b.amount(act, "benefit") == 30 and reasons(act) == "agent-adjusted"
     assert "partiellement" in revised["disposition"]
@@ -219,19 +219,13 @@ def _resources() -> list[dict]:
 
 
 async def _seed(app) -> Callers:
-    """The world, written in-process as the server itself would (no caller, no policy)."""
-    s = app.state.security.settings
-    opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, False)
-    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in _resources()]
-    await transaction(app.state.engine, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, opts)
-    return Callers(app)
+    return await seed_world(app, _resources())
 
 
 def _sheet(days: int) -> dict:
-    sheet = b.claim("pa", "cov-a", [b.act("C", 80, b.days_ago(days))],
-                    provider={"reference": "Practitioner/d1", "identifier": {"system": INPE, "value": "101234567"}})
-    sheet["insurer"] = {"reference": "Organization/cnss"}  # what lets the fund's agents read it
-    return sheet
+    # no insurer: the submission records the fund it routes the sheet to, and the fund's agents read it
+    return b.claim("pa", "cov-a", [b.act("C", 80, b.days_ago(days))],
+                   provider={"reference": "Practitioner/d1", "identifier": {"system": INPE, "value": "101234567"}})
 
 
 async def _decided_claim(app, callers: Callers, by: DemoUser, days: int) -> str:

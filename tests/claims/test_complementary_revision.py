@@ -64,7 +64,7 @@ async def test_after_a_paid_appeal_the_mutuelle_decides_again_and_its_overpaymen
     assert (amo.benefit_cents, mutual.benefit_cents, mutual.status) == (8000, 0, "paid")
     revised = (await client.get(f"/ClaimResponse/{mutual.response_id}")).json()
     check_structure(revised, "ClaimResponse")
-    assert revised["meta"]["versionId"] == "3"  # queued, decided, revised: one answer, its history the story
+    assert revised["meta"]["versionId"] == "4"  # queued, decided, paid, revised: one answer, its history the story
     assert revised["insurer"]["reference"] == f"Organization/{mgpap['id']}"
     assert b.amount(revised["item"][0], "submitted") == 0 and b.amount(revised["item"][0], "benefit") == 0
     assert "révisée après le recours" in revised["disposition"]
@@ -73,7 +73,7 @@ async def test_after_a_paid_appeal_the_mutuelle_decides_again_and_its_overpaymen
     async with app.state.engine.connect() as conn:
         appeal, follow_up = (await conn.execute(select(claim_appeal).order_by(claim_appeal.c.id))).all()
     assert follow_up.follows_id == appeal.id and follow_up.ledger_id == mutual.id and follow_up.status == "closed"
-    assert follow_up.contested == f"ClaimResponse/{mutual.response_id}/_history/2"
+    assert follow_up.contested == f"ClaimResponse/{mutual.response_id}/_history/3"  # the paid version
     assert (follow_up.before_cents, follow_up.after_cents, follow_up.payable_cents) == (1920, 0, -1920)
     # the queue shows no task for it: nobody has to decide it
     assert "entry" not in (await client.get("/Claim/$review-queue", params={"fund": mgpap["id"]})).json()

@@ -152,10 +152,12 @@ class World:
         )
 
 
-async def seed_world(app) -> World:
-    """Write the scenario in-process (as the server itself would: no caller, no policy)."""
+async def seed_world(app, scenario: list[dict] | None = None) -> World:
+    """Write the scenario (default: the one above) in-process, as the server itself would: no
+    caller, no policy."""
     s = app.state.security.settings
     opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, False)
-    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources()]
+    entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+               for r in (resources() if scenario is None else scenario)]
     await transaction(app.state.engine, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, opts)
     return World(app)
