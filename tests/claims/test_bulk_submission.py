@@ -70,7 +70,8 @@ async def test_a_batch_costs_the_same_statements_whatever_its_size(client, app):
     statements: list[str] = []
 
     def count(conn, cursor, statement, *args):
-        statements.append(statement)
+        if "audit_chain" not in statement and "audit_log" not in statement:  # the background sealer's, not the batch's
+            statements.append(statement)
 
     engine = app.state.engine.sync_engine
     event.listen(engine, "before_cursor_execute", count)
