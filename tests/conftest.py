@@ -80,9 +80,9 @@ def _truncate(pg_url: str) -> None:
             conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY")
 
 
-@pytest.fixture(params=BACKENDS)
-def database_url(request, tmp_path) -> str:
-    if request.param == "postgresql":
+def fresh_database(request, backend: str, tmp_path: Path) -> str:
+    """A migrated, empty database on ``backend`` (PostgreSQL: the session's, truncated)."""
+    if backend == "postgresql":
         pg = request.getfixturevalue("pg_database")
         _truncate(pg)
         return pg.replace("postgresql://", "postgresql+psycopg://")
@@ -90,6 +90,11 @@ def database_url(request, tmp_path) -> str:
     path = tmp_path / "sijill.db"
     shutil.copyfile(template, path)
     return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> str:
+    return fresh_database(request, request.param, tmp_path)
 
 
 # Limits no test should reach, and plain logs (pytest captures them).

@@ -188,9 +188,8 @@ from tests.conftest import BASE, TEST_LIMITS, running_app  # noqa: E402
 from tests.security.world import World, seed_world  # noqa: E402
 
 
-@pytest.fixture
-def secure_settings(database_url, tmp_path, rsa_key):
-    """The full server, tokens required, the built-in issuer signing with a session key."""
+def secure_settings_for(database_url: str, tmp_path, rsa_key: SigningKey):
+    """The full server, tokens required, the built-in issuer signing with ``rsa_key``."""
     from pydantic import SecretStr
 
     from ehr.settings import Settings
@@ -200,6 +199,12 @@ def secure_settings(database_url, tmp_path, rsa_key):
         auth_required=True, dev_issuer_enabled=True, dev_issuer_private_key=SecretStr(rsa_key.pem),
         identity_cache_seconds=0, **TEST_LIMITS,
     )
+
+
+@pytest.fixture
+def secure_settings(database_url, tmp_path, rsa_key):
+    """The full server, tokens required, the built-in issuer signing with a session key."""
+    return secure_settings_for(database_url, tmp_path, rsa_key)
 
 
 @pytest.fixture
