@@ -156,6 +156,14 @@ def entry_refs(body: dict) -> list[str]:
     return out
 
 
+def issue_code(resp) -> str | None:
+    """The first issue code of an OperationOutcome answer (None for anything else)."""
+    try:
+        return resp.json()["issue"][0]["code"]
+    except Exception:  # noqa: BLE001 - not an OperationOutcome (an HTML page, a Bundle)
+        return None
+
+
 @dataclass
 class Findings:
     """Every failing case of one test, listed at the end (a test does not stop at the first)."""

@@ -18,7 +18,7 @@ from ehr.operations.registry import Operation, registered
 from ehr.plugins import load_plugins
 from ehr.security.roles import REFERENCE_TYPES
 
-from .scenario import ADVERSARIES, BY_NAME, MISSING, NAMES, NOBODY, Adversary, Arena, Findings, leaks
+from .scenario import ADVERSARIES, BY_NAME, MISSING, NAMES, NOBODY, Adversary, Arena, Findings, issue_code, leaks
 
 JUSTIFIED = {"break-glass"}  # grants access by design when a doctor gives a reason: called without one
 
@@ -42,11 +42,14 @@ async def _call(c, op: Operation, path: str):
     return await c.get(path, headers=headers)
 
 
-def _issue(resp) -> str | None:
-    try:
-        return resp.json()["issue"][0]["code"]
-    except Exception:  # noqa: BLE001 - not an OperationOutcome (an HTML page, a Bundle)
-        return None
+async def _called(f: Findings, arena: Arena, c, op: Operation, path: str, secrets: set[str]):
+    """Call the operation: its answer shows none of ``secrets`` and the database is unchanged."""
+    case = f"{'POST' if op.affects_state else 'GET'} {path}"
+    before = await arena.snapshot()
+    r = await _call(c, op, path)
+    f.check(not (found := leaks(r.text, secrets, case)), case, f"answer shows {found}")
+    f.check(await arena.snapshot() == before, case, "the database changed")
+    return case, r
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -56,17 +59,12 @@ async def test_every_instance_operation_on_an_invisible_target(arena: Arena, nam
     async with arena.client(adv) as c:
         for op in registered():
             for ref in _aims(op, adv):
-                t = ref.split("/")[0]
-                case = f"{'POST' if op.affects_state else 'GET'} {ref}/${op.name}"
-                before = await arena.snapshot()
-                r = await _call(c, op, f"/{ref}/${op.name}")
-                missing = await _call(c, op, f"/{t}/{MISSING}/${op.name}")
+                case, r = await _called(f, arena, c, op, f"/{ref}/${op.name}", secrets)
+                missing = await _call(c, op, f"/{ref.split('/')[0]}/{MISSING}/${op.name}")
                 allowed = {400, 403, 404, 422} if op.name in JUSTIFIED else {403, 404}
                 f.check(r.status_code in allowed, case, f"{r.status_code} {r.text[:160]}")
-                f.check((r.status_code, _issue(r)) == (missing.status_code, _issue(missing)), case,
-                        f"{r.status_code}/{_issue(r)}, but a missing id gets {missing.status_code}/{_issue(missing)}")
-                f.check(not (found := leaks(r.text, secrets, case)), case, f"answer shows {found}")
-                f.check(await arena.snapshot() == before, case, "the database changed")
+                f.check((r.status_code, issue_code(r)) == (missing.status_code, issue_code(missing)), case,
+                        f"{r.status_code}/{issue_code(r)}, but a missing id gets {missing.status_code}/{issue_code(missing)}")
     f.assert_none()
 
 
@@ -83,12 +81,8 @@ async def test_type_and_system_operations_show_nothing_hidden(arena: Arena, name
                 types = op.types if op.types is not None else {r.split("/")[0] for r in adv.targets}
                 paths += [f"/{t}/${op.name}" for t in sorted(types)]
             for path in paths:
-                case = f"{'POST' if op.affects_state else 'GET'} {path}"
-                before = await arena.snapshot()
-                r = await _call(c, op, path)
+                case, r = await _called(f, arena, c, op, path, secrets)
                 f.check(r.status_code < 500, case, f"{r.status_code} {r.text[:160]}")
-                f.check(not (found := leaks(r.text, secrets, case)), case, f"answer shows {found}")
-                f.check(await arena.snapshot() == before, case, "the database changed")
     f.assert_none()
 
 

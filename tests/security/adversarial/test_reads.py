@@ -6,22 +6,15 @@ from __future__ import annotations
 
 import pytest
 
-from .scenario import BY_NAME, MISSING, NAMES, Adversary, Arena, Findings, entry_refs, leaks
-
-
-def _issue_code(resp) -> str | None:
-    try:
-        return resp.json()["issue"][0]["code"]
-    except Exception:  # noqa: BLE001 - not an OperationOutcome: compared as such
-        return None
+from .scenario import BY_NAME, MISSING, NAMES, Adversary, Arena, Findings, entry_refs, issue_code, leaks
 
 
 async def _same_as_missing(f: Findings, c, adv: Adversary, secrets: set[str], case: str, path: str, missing_path: str,
                            want: set[int], **headers) -> None:
     got, missing = await c.get(path, headers=headers), await c.get(missing_path, headers=headers)
     f.check(got.status_code in want, case, f"{got.status_code}, expected {sorted(want)}")
-    f.check((got.status_code, _issue_code(got)) == (missing.status_code, _issue_code(missing)), case,
-            f"answers {got.status_code}/{_issue_code(got)} but a missing id gets {missing.status_code}/{_issue_code(missing)}")
+    f.check((got.status_code, issue_code(got)) == (missing.status_code, issue_code(missing)), case,
+            f"answers {got.status_code}/{issue_code(got)} but a missing id gets {missing.status_code}/{issue_code(missing)}")
     f.check(not (found := leaks(got.text, secrets, path)), case, f"answer shows {found}")
 
 
