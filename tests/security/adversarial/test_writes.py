@@ -103,6 +103,11 @@ def _without_meta(res: dict) -> dict:
     return out
 
 
+def _neutral(res: dict) -> dict:
+    """The resource without what identifies it (a write that creates instead must not copy it)."""
+    return {k: v for k, v in res.items() if k not in ("id", "meta", "identifier", "groupIdentifier", "name", "telecom")} | {"language": "fr"}
+
+
 def _status(r) -> str:
     return f"{r.status_code} {r.text[:160]}"
 
@@ -150,7 +155,7 @@ async def test_update_patch_and_delete_of_an_invisible_resource(arena: Arena, na
             t, i = ref.split("/")
             res = _without_meta(arena.contents[ref])
             res["language"] = "fr"
-            other = {**res, "id": _missing()}
+            other = {**_neutral(res), "id": _missing()}  # (created on a missing id, it must not copy the hidden one)
             await _refused(f, arena, adv, f"PUT {ref}", lambda: c.put(f"/{ref}", json=res),
                            lambda: c.put(f"/{t}/{other['id']}", json=other), sent=res)
             ops = [{"op": "add", "path": "/language", "value": "ar"}]
@@ -177,11 +182,6 @@ async def test_moving_into_a_record_one_may_not_write_to(arena: Arena, name: str
             ops = [{"op": "replace", "path": f"/{element}", "value": {"reference": patient}}]
             await _refused(f, arena, adv, f"PATCH {ref} {element}={patient}", lambda: c.patch(f"/{ref}", json=ops, headers=JSON_PATCH))
     f.assert_none()
-
-
-def _neutral(res: dict) -> dict:
-    """The resource without what identifies it (a write that creates instead must not copy it)."""
-    return {k: v for k, v in res.items() if k not in ("id", "meta", "identifier", "groupIdentifier", "name", "telecom")} | {"language": "fr"}
 
 
 @pytest.mark.parametrize("name", NAMES)
