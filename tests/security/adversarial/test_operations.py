@@ -5,7 +5,8 @@ without editing this file) aimed at what the adversary must not reach, and the p
   the answer a missing id gets — never a 2xx; the answer shows nothing of the target and, for an
   operation that changes state, the database is unchanged.  An operation that grants access by
   design with a justification (break-the-glass, a doctor's declared emergency) is called without
-  one: it must grant nothing, answering as for a missing id.
+  one: it must grant nothing, answering as for a missing id.  Operations that change state are
+  posted a proof of presence that fits nobody (the walk-in operations answer 404 to it).
 * Type and system level, without parameters: whatever the answer, nothing of the adversary's
   targets, and nothing changed.
 * The fund's business: another fund's review queue and its 48-hour figures are refused (403).
@@ -21,6 +22,11 @@ from ehr.security.roles import REFERENCE_TYPES
 from .scenario import ADVERSARIES, BY_NAME, MISSING, NAMES, NOBODY, Adversary, Arena, Findings, issue_code, leaks
 
 JUSTIFIED = {"break-glass"}  # grants access by design when a doctor gives a reason: called without one
+# A proof of presence that fits nobody (the walk-in operations: $start-care, $assist), no reason.
+WRONG_PROOF = {"resourceType": "Parameters", "parameter": [
+    {"name": "identifier", "valueIdentifier": {"system": "https://fhir.sijill.ma/sid/cin", "value": "ZZ999"}},
+    {"name": "birthDate", "valueDate": "1901-01-01"},
+]}
 
 
 def _aims(op: Operation, adv: Adversary) -> list[str]:
@@ -38,7 +44,7 @@ def _aims(op: Operation, adv: Adversary) -> list[str]:
 async def _call(c, op: Operation, path: str):
     headers = {"Accept": sorted(op.produces)[0]} if op.produces else {}
     if op.affects_state:
-        return await c.post(path, json={"resourceType": "Parameters", "parameter": []}, headers=headers)
+        return await c.post(path, json=WRONG_PROOF, headers=headers)
     return await c.get(path, headers=headers)
 
 
