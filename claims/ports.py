@@ -24,7 +24,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Protocol
 
-from sqlalchemy import and_, func, inspect, select
+from sqlalchemy import and_, func, inspect, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import profiles.reference as _reference_package
@@ -54,6 +54,24 @@ class Pack:
     base: Decimal | None  # None: not reimbursable
 
 
+@dataclass(frozen=True)
+class Product:
+    """A pack of the national list as a prescription is checked against it."""
+
+    code: str  # EAN-13
+    name: str
+    dci: str  # active ingredient(s), "A + B" for a combination
+    strength: str  # "850 mg", "1 g/125 mg"
+    atc: str | None
+    reimbursable: bool
+    dose_min: Decimal | None  # usual daily dose, units of intake a day
+    dose_max: Decimal | None
+
+
+def _product(r) -> Product:
+    return Product(r["code"], r["name"], r["dci"], r["strength"], r.get("atc"), r["reimbursable"], r.get("dose_min"), r.get("dose_max"))
+
+
 class Tariffs(Protocol):
     async def tariffs(
         self, conn: AsyncConnection, fund: str, wanted: Iterable[tuple[str, date]]
@@ -67,6 +85,9 @@ class Medicines(Protocol):
 
     async def packs_for_atc(self, conn: AsyncConnection, atc_codes: Iterable[str], on: date) -> dict[str, list[Pack]]:
         """The reimbursable packs of each ATC substance (a prescription by substance → a pack)."""
+
+    async def products(self, conn: AsyncConnection, codes: Iterable[str], atc_codes: Iterable[str], on: date) -> list[Product]:
+        """The packs in force on ``on`` whose EAN-13 is in ``codes`` or whose ATC is in ``atc_codes``."""
 
 
 class LongTermConditions(Protocol):
@@ -130,6 +151,7 @@ class FileMedicines:
                             _cents(r["base_centimes"]) if r["reimbursable"] else None)
             for r in rows
         }
+        self._products = [_product(r) for r in rows]
 
     async def bases(self, conn, wanted):
         return {
@@ -146,6 +168,12 @@ class FileMedicines:
                 if pack.atc in wanted and pack.base is not None:
                     out[pack.atc].append(pack)
         return {k: sorted(v, key=lambda p: p.code) for k, v in out.items()}
+
+    async def products(self, conn, codes, atc_codes, on):
+        codes, atc_codes = set(codes), set(atc_codes)
+        if not self.version.on(on):
+            return []
+        return [p for p in self._products if p.code in codes or p.atc in atc_codes]
 
 
 class FileConditions:
@@ -217,6 +245,19 @@ class TablesMedicines:
         for code, atc, ppv, base in rows:
             out[atc].append(Pack(code, atc, _cents(ppv), _cents(base)))
         return dict(out)
+
+    async def products(self, conn, codes, atc_codes, on):
+        from profiles.reference.pricing import version_in_force
+        from profiles.reference.tables import medicine
+
+        codes, atc_codes = sorted(set(codes)), sorted(set(atc_codes))
+        if not codes and not atc_codes:
+            return []
+        rows = await conn.execute(
+            select(medicine).where(medicine.c.version_id == version_in_force("medicines", on),
+                                   or_(medicine.c.code.in_(codes), medicine.c.atc.in_(atc_codes)))
+        )
+        return [_product(r._mapping) for r in rows]
 
 
 class TablesConditions:

@@ -10,6 +10,7 @@ import claims.eligibility  # noqa: F401
 import claims.notify  # noqa: F401
 import claims.observe  # noqa: F401  (claims gauges, the queue's readiness check)
 import claims.operations  # noqa: F401
+import claims.prescribing.checks  # noqa: F401  (checks at prescribing: DetectedIssues)
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401
 import claims.submission  # noqa: F401

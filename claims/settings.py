@@ -25,13 +25,16 @@ class ClaimsSettings(BaseModel):
     clock_speedup: float = Field(default=1.0, ge=1.0)  # benchmarks only: see claims/clock.py
     clock_start: datetime | None = None
     clock_origin: datetime | None = None
+    duplicate_test_days: int = Field(default=30, ge=0)  # SIJILL_DUPLICATE_TEST_DAYS (named by the contract)
 
 
 @lru_cache
 def get_claims_settings() -> ClaimsSettings:
     from ehr.settings import get_settings
 
-    values = {k.removeprefix("claims_"): v for k, v in get_settings().model_dump().items() if k.startswith("claims_")}
+    settings = get_settings()
+    values = {k.removeprefix("claims_"): v for k, v in settings.model_dump().items() if k.startswith("claims_")}
+    values["duplicate_test_days"] = settings.duplicate_test_days
     if values.get("rulesets_dir") is None:
         values.pop("rulesets_dir", None)
     return ClaimsSettings(**values)

@@ -22,8 +22,8 @@ from ehr.store.faults import as_outcome
 log = logging.getLogger("sijill")
 
 
-def _outcome(status: int, issues: list[Issue], headers: dict | None = None) -> Response:
-    return Response(outcome_bytes(issues), status_code=status, media_type=FHIR_JSON, headers=headers)
+def _outcome(status: int, issues: list[Issue], headers: dict | None = None, contained: list[dict] | None = None) -> Response:
+    return Response(outcome_bytes(issues, contained), status_code=status, media_type=FHIR_JSON, headers=headers)
 
 
 async def _record_failure(request: Request, status: int, issues: list[Issue]) -> None:
@@ -42,7 +42,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(FHIRError)
     async def fhir_error(request: Request, exc: FHIRError):
         await _record_failure(request, exc.status, exc.issues)
-        return _outcome(exc.status, exc.issues, exc.headers)
+        return _outcome(exc.status, exc.issues, exc.headers, exc.contained)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_request: Request, exc: RequestValidationError):

@@ -32,6 +32,8 @@ class FHIRError(Exception):
     status: int
     issues: list[Issue] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
+    # Resources the outcome carries (the DetectedIssues a refused prescription raised).
+    contained: list[dict] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -54,12 +56,15 @@ class FHIRError(Exception):
         return f"{self.status}: " + "; ".join(i.diagnostics for i in self.issues)
 
 
-def operation_outcome(issues: Iterable[Issue]) -> dict:
-    return {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
+def operation_outcome(issues: Iterable[Issue], contained: list[dict] | None = None) -> dict:
+    outcome: dict = {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
+    if contained:
+        outcome["contained"] = contained
+    return outcome
 
 
-def outcome_bytes(issues: Iterable[Issue]) -> bytes:
-    return orjson.dumps(operation_outcome(issues))
+def outcome_bytes(issues: Iterable[Issue], contained: list[dict] | None = None) -> bytes:
+    return orjson.dumps(operation_outcome(issues, contained))
 
 
 # Shorthands for the errors every interaction raises.

@@ -162,6 +162,9 @@ class Settings(BaseSettings):
     claims_worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Business day boundaries (SLA report, daily payments) are Moroccan days.
     claims_timezone: str = "Africa/Casablanca"
+    # A lab or imaging test ordered again within this many days of the same test done or
+    # ordered warns the doctor (claims/prescribing); SIJILL_DUPLICATE_TEST_DAYS, 0 turns it off.
+    duplicate_test_days: int = Field(default=30, ge=0)
     # Benchmarks only (bench/claims_replay.py): the claims clock reads claims_clock_start at the
     # real instant claims_clock_origin and runs claims_clock_speedup times faster (claims/clock.py).
     claims_clock_speedup: float = Field(default=1.0, ge=1.0)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.outcome import FHIRError
 from ehr.search.access import AccessFilter
+from ehr.security.principal import Principal
 from ehr.security.search_params import ensure_registered
 from ehr.store.repository import Stored
 
@@ -25,6 +26,8 @@ ensure_registered()
 
 class Guard(Protocol):
     """Write-side checks of the caller (``ehr.security.guard.RequestGuard``)."""
+
+    principal: Principal  # who writes: write hooks that depend on the role (checks at prescribing) read it
 
     def require(self, res_type: str, interaction: str) -> None: ...
 

@@ -208,7 +208,7 @@ def _response_entry(e: Entry, opts: Options) -> bytes:
     if e.error is not None:
         status = e.error.status
         return bundle.entry(
-            None, response={"status": str(status), "outcome": operation_outcome(e.error.issues)}
+            None, response={"status": str(status), "outcome": operation_outcome(e.error.issues, e.error.contained)}
         )
     r = e.result
     response: dict = {"status": f"{r.status} {_REASON.get(r.status, '')}".strip()}
@@ -229,10 +229,15 @@ def _response_entry(e: Entry, opts: Options) -> bytes:
     return bundle.entry(full_url, body, response=response)
 
 
-def _prefix(err: FHIRError, where: str) -> FHIRError:
-    err.issues = [
-        Issue(i.code, i.diagnostics, i.severity, i.expression or (where,)) for i in err.issues
-    ]
+def _prefix(err: FHIRError, where: str, res_type: str | None = None) -> FHIRError:
+    """Locate an entry's error in the Bundle: the entry itself, or the element of its resource
+    (``Type.element`` becomes ``Bundle.entry[n].resource.Type.element``, as structural errors are)."""
+    def located(expression: tuple[str, ...]) -> tuple[str, ...]:
+        if not expression:
+            return (where,)
+        return tuple(f"{where}.resource.{x}" if res_type and x.startswith(res_type + ".") else x for x in expression)
+
+    err.issues = [Issue(i.code, i.diagnostics, i.severity, located(i.expression)) for i in err.issues]
     return err
 
 
@@ -281,7 +286,7 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
         try:
             e.result = await _run(ctx, e, opts)
         except FHIRError as err:
-            raise _prefix(err, e.where) from None
+            raise _prefix(err, e.where, e.target.res_type) from None
         for s in ctx.written[before:]:
             entry_of.setdefault(s.rid, e)
     await ctx.flush()

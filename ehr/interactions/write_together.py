@@ -41,9 +41,9 @@ def _key(e) -> tuple[str, str] | None:
     return (t.res_type, t.res_id) if t.res_id is not None and e.method in ("PUT", "PATCH", "DELETE") else None
 
 
-async def write_together(ctx: Context, group: list, where: Callable[[FHIRError, str], FHIRError]) -> None:
+async def write_together(ctx: Context, group: list, where: Callable[[FHIRError, str, str], FHIRError]) -> None:
     """Check each entry of ``group`` ((entry, (type, id)) pairs) then write them all; sets each
-    entry's ``result``.  ``where`` prefixes an error with its entry's location."""
+    entry's ``result``.  ``where`` locates an error in its entry (location, resource type)."""
     if not group:
         return
     priors = await repository.current_many(
@@ -55,7 +55,7 @@ async def write_together(ctx: Context, group: list, where: Callable[[FHIRError, 
             prior, status = await _check(ctx, e, res_type, res_id, priors.get((res_type, res_id)))
             await validate_write(ctx, e.resource)
         except FHIRError as err:
-            raise where(err, e.where) from None
+            raise where(err, e.where, res_type) from None
         items.append(NewVersion(res_type, res_id, e.resource, e.method, prior))
         statuses.append(status)
     written = await store_many(ctx, items, validated=True)

@@ -178,6 +178,11 @@ class Medicines(Kind):
         Column("atc", "ATC", ("code atc",), _atc, required=False),
         Column("laboratory", "Laboratoire", ("titulaire", "fabricant"), _text(120), required=False),
         Column("name_ar", "Nom arabe", ("nom ar", "designation arabe"), _text(200), required=False),
+        # Units of intake a day (tablets, sachets, ml...), where the publisher gives them.
+        Column("dose_min", "Dose journalière min", ("dose min", "dose usuelle min", "posologie min"),
+               cells.positive_decimal, required=False),
+        Column("dose_max", "Dose journalière max", ("dose max", "dose usuelle max", "posologie max"),
+               cells.positive_decimal, required=False),
     ]
 
     def check_record(self, line, record, values, layout):
@@ -191,6 +196,10 @@ class Medicines(Kind):
                                    f"base de remboursement ({base / 100:.2f}) supérieure au PPV ({ppv / 100:.2f})"))
         if ppv == 0:
             errors.append(RowError(line, layout.labels.get("ppv_centimes"), "le PPV doit être strictement positif"))
+        low, high = record.get("dose_min"), record.get("dose_max")
+        if low is not None and high is not None and low > high:
+            errors.append(RowError(line, layout.labels.get("dose_min"),
+                                   f"dose journalière min ({low}) supérieure à la max ({high})"))
         return errors
 
 

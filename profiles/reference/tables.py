@@ -46,6 +46,10 @@ medicine = Table(
     Column("atc", String(8), nullable=True),
     Column("laboratory", String(120), nullable=True),
     Column("name_ar", String(200), nullable=True),
+    # Usual daily dose, in units of intake of the pack (tablets, sachets, ml...) a day: what
+    # the checks at prescribing compare a prescription's dosage with.
+    Column("dose_min", Numeric(10, 2), nullable=True),
+    Column("dose_max", Numeric(10, 2), nullable=True),
 )
 
 act = Table(
