@@ -21,6 +21,14 @@ def caller(inv: Invocation) -> Principal | None:
     return result if isinstance(result, Principal) else None
 
 
+def as_caller(inv: Invocation) -> Options:
+    """Transaction options of the transaction endpoint: the caller's access rules, write guard
+    (entered-by, the paper channel's Provenance) and one audit event per entry."""
+    s, security = inv.settings, inv.request.state.security
+    return Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, True, security.access,
+                   security.guard, BundleTrail(security.audit), attempts=s.db_retry_attempts)
+
+
 def _as_transaction(body: dict) -> tuple[dict, int]:
     """A submission Bundle as a transaction; entries without a request are POSTed, and a
     resource carrying a business identifier is created only if no such resource exists, so
@@ -59,12 +67,7 @@ async def submit(inv: Invocation):
         raise FHIRError.of(400, "invalid", "Claim/$submit prend un Bundle (la feuille de soins et ce qu'elle référence)", "Bundle")
     tx, claim_index = _as_transaction(body)
     s = inv.settings
-    # As the transaction endpoint: the caller's access rules, write guard (entered-by, the paper
-    # channel's Provenance) and one audit event per entry.
-    security = inv.request.state.security
-    opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, True, security.access,
-                   security.guard, BundleTrail(security.audit), attempts=s.db_retry_attempts)
-    result = orjson.loads(await transaction(inv.engine, tx, opts))
+    result = orjson.loads(await transaction(inv.engine, tx, as_caller(inv)))
     entry = result["entry"][claim_index]
     status = int(entry["response"]["status"].split()[0])
     headers = {}

@@ -6,6 +6,8 @@ operations (``Claim/$submit``, ``Claim/$review-queue``, ``Claim/{id}/$decide``,
 the write hooks (ClaimResponse subscriptions accepted; a provider's answer resumes a paused
 review clock), and what an operator watches (``claims.observe``).
 """
+import claims.dispense_operations  # noqa: F401  ($remaining, $price, $bill)
+import claims.dispensing  # noqa: F401  (dispensing under a lock)
 import claims.eligibility  # noqa: F401
 import claims.notify  # noqa: F401
 import claims.observe  # noqa: F401  (claims gauges, the queue's readiness check)

@@ -224,4 +224,18 @@ claim_appeal = Table(
     Index("ix_claim_appeal_received", "fund_code", "received_at"),  # the SLA report
 )
 
-CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal)
+# What has been handed over on each prescription line (MedicationRequest), all pharmacies together:
+# the row a dispense locks, so the check against what was prescribed is one indexed row and two
+# pharmacies dispensing the same line at once are serialised.  Quantities in thousandths of a unit.
+dispense_line = Table(
+    "dispense_line",
+    metadata,
+    Column("line_id", String(64), primary_key=True),  # MedicationRequest id
+    Column("prescription", String(64), nullable=False),  # the prescription number (groupIdentifier)
+    Column("dispensed_milli", BigInteger, nullable=False, default=0),
+    Column("dispenses", Integer, nullable=False, default=0),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_dispense_line_prescription", "prescription"),
+)
+
+CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal, dispense_line)
