@@ -1,7 +1,7 @@
 """claims: what has been dispensed on each prescription line (dispensing under a lock)
 
 Revision ID: 0013
-Revises: 0007
+Revises: 0012
 Create Date: 2026-12-11 10:00:00.000000
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0013'
-down_revision = '0007'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
