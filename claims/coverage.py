@@ -11,11 +11,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Iterable
 
-from claims.adjudication.model import CoverageFacts, Exemption
+from claims.adjudication.model import Cliff, CoverageFacts, Exemption
 from claims.adjudication.ruleset import Rulesets
 from claims.caresheet import any_reference, local_reference_id
 from claims.lookups import fund_code
-from claims.uris import ALD, COVERAGE_CLASS, REGIME
+from claims.uris import ALD, COVERAGE_CLASS, EXT_COVERAGE_CLIFF, REGIME
 
 
 def _day(value: object) -> date | None:
@@ -56,6 +56,15 @@ def _exemptions(cov: dict) -> tuple[Exemption, ...]:
     return tuple(out)
 
 
+def _cliff(cov: dict) -> Cliff | None:
+    for ext in cov.get("extension") or []:
+        if isinstance(ext, dict) and ext.get("url") == EXT_COVERAGE_CLIFF:
+            parts = {e.get("url"): e for e in ext.get("extension") or [] if isinstance(e, dict)}
+            return Cliff((parts.get("nextRegime") or {}).get("valueCoding", {}).get("code"),
+                         _day((parts.get("transitionUntil") or {}).get("valueDate")))
+    return None
+
+
 def coverage_facts(cov: dict, orgs: dict[tuple[str, str], dict]) -> CoverageFacts | None:
     pid = payor_id(cov)
     if pid is None:
@@ -80,6 +89,7 @@ def coverage_facts(cov: dict, orgs: dict[tuple[str, str], dict]) -> CoverageFact
         beneficiary_id=local_reference_id(cov.get("beneficiary"), "Patient"),
         order=order,
         exemptions=_exemptions(cov),
+        cliff=_cliff(cov),
     )
 
 

@@ -24,6 +24,7 @@ from claims.coverage import coverage_facts, payor_refs
 from claims.lookups import patient_records, patients_by_identifier, resources_by_id
 from claims.ports import LongTermCondition, reference_for
 from claims.settings import get_claims_settings
+from claims.transition import Cover, cover_on, next_step_extension
 from claims.uris import ALD, REGIME, SD, SUBSCRIBER_RELATIONSHIP
 from ehr.hooks import submission
 from ehr.interactions.context import Context, Result, store_many
@@ -57,11 +58,12 @@ def _percent(rate: Decimal) -> int:
     return int((1 - rate) * 100)
 
 
-def _items(rules: RulesetVersion | None, cov: CoverageFacts, on: date, conditions: dict[str, LongTermCondition]) -> list[dict]:
+def _items(rules: RulesetVersion | None, cover: Cover, conditions: dict[str, LongTermCondition]) -> list[dict]:
+    """Benefits per care setting (coverage in force) and per ALD/ALC held (also under transition)."""
     if rules is None or rules.complementary is not None:
         return []
     items = []
-    for setting in CARE_SETTINGS:
+    for setting in CARE_SETTINGS if cover.state == "in-force" else ():
         item = {
             "category": {"coding": [{"system": CARE_SETTING_CS, "code": setting, "display": _SETTING_FR[setting]}]},
             "name": _SETTING_FR[setting],
@@ -74,9 +76,7 @@ def _items(rules: RulesetVersion | None, cov: CoverageFacts, on: date, condition
             "extension": [{"url": EXT_TIERS_PAYANT, "valueBoolean": setting in rules.tiers_payant}],
         }
         items.append(item)
-    for ex in cov.exemptions:
-        if not ex.on(on):
-            continue
+    for ex in cover.exemptions:
         ald = conditions.get(ex.code)
         items.append({
             "category": {"coding": [{"system": ALD, "code": ex.code, "display": ald.fr if ald else ex.code}]},
@@ -94,7 +94,8 @@ def _items(rules: RulesetVersion | None, cov: CoverageFacts, on: date, condition
 def _insurance(cov: CoverageFacts, all_covs: list[CoverageFacts], patient_id: str, on: date,
                conditions: dict[str, LongTermCondition]) -> dict:
     rules = rulesets().version(cov.fund_code, on)
-    entry: dict = {"coverage": {"reference": f"Coverage/{cov.id}"}, "inforce": cov.in_force(on)}
+    cover = cover_on(cov, on)
+    entry: dict = {"coverage": {"reference": f"Coverage/{cov.id}"}, "inforce": cover.state == "in-force"}
     period = {}
     if cov.start:
         period["start"] = cov.start.isoformat()
@@ -110,13 +111,24 @@ def _insurance(cov: CoverageFacts, all_covs: list[CoverageFacts], patient_id: st
     for dep in all_covs:
         if dep.subscriber_id == patient_id and dep.beneficiary_id != patient_id and dep.fund_ref == cov.fund_ref and dep.in_force(on):
             ext.append({"url": EXT_DEPENDANT, "valueReference": {"reference": f"Patient/{dep.beneficiary_id}"}})
+    if (step := next_step_extension(cover)) is not None:
+        ext.append(step)
     if ext:
         entry["extension"] = ext
-    if entry["inforce"]:
-        items = _items(rules, cov, on, conditions)
-        if items:
-            entry["item"] = items
+    items = _items(rules, cover, conditions)
+    if items:
+        entry["item"] = items
     return entry
+
+
+def _disposition(mine: list[CoverageFacts], on: date) -> str:
+    """In force, in an ALD transition, or ended — with what comes next rather than a bare "no"."""
+    in_force = [c for c in mine if c.in_force(on)]
+    if in_force:
+        return f"Couvert(e) par {', '.join(sorted({c.fund_code for c in in_force}))} à la date du {on.isoformat()}"
+    said = next((text for c in mine if (text := cover_on(c, on).text_fr())), None)
+    bare = f"Aucune couverture en vigueur à la date du {on.isoformat()}"
+    return said if said and "transition" in said else (f"{bare}. {said}" if said else bare)
 
 
 async def _patient(ctx: Context, req: dict) -> tuple[str | None, dict | None]:
@@ -160,7 +172,6 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
 
     request_id = res_id or new_id()
     insurer = {"reference": mine[0].fund_ref} if mine else req.get("insurer") or {"display": "Aucun organisme"}
-    in_force = [c for c in mine if c.in_force(on)]
     response = {
         "resourceType": "CoverageEligibilityResponse",
         "status": "active",
@@ -170,10 +181,7 @@ async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) 
         "created": to_instant(now_us()),
         "request": {"reference": f"CoverageEligibilityRequest/{request_id}"},
         "outcome": "complete",
-        "disposition": (
-            f"Couvert(e) par {', '.join(sorted({c.fund_code for c in in_force}))} à la date du {on.isoformat()}"
-            if in_force else f"Aucune couverture en vigueur à la date du {on.isoformat()}"
-        ),
+        "disposition": _disposition(mine, on),
         "insurer": insurer,
     }
     if isinstance(req.get("provider"), dict):

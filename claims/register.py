@@ -2,7 +2,8 @@
 
 It registers the ``Claim`` and ``CoverageEligibilityRequest`` submission handlers, the
 operations (``Claim/$submit``, ``Claim/$review-queue``, ``Claim/{id}/$decide``,
-``Claim/{id}/$request-info``, ``Organization/{id}/$sla``, ``Subscription/{id}/$status``) and
+``Claim/{id}/$request-info``, ``Organization/{id}/$sla``, ``Subscription/{id}/$status``, ``$registry-feed``,
+``Organization/{id}/$coverage-transitions``) and
 the write hooks (ClaimResponse subscriptions accepted; a provider's answer resumes a paused
 review clock), and what an operator watches (``claims.observe``).
 """
@@ -13,6 +14,7 @@ import claims.notify  # noqa: F401
 import claims.observe  # noqa: F401  (claims gauges, the queue's readiness check)
 import claims.operations  # noqa: F401
 import claims.prescribing.checks  # noqa: F401  (checks at prescribing: DetectedIssues)
+import claims.registry_feed  # noqa: F401
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401
 import claims.submission  # noqa: F401

@@ -22,10 +22,17 @@ class ClaimsSettings(BaseModel):
     notify_backoff_max_seconds: float = Field(default=6 * 3600.0, gt=0)
     notify_timeout_seconds: float = Field(default=5.0, gt=0)
     timezone: str = "Africa/Casablanca"
+    ald_transition_days: dict[str, int] = Field(default_factory=dict)  # per fund code; others: 90
+    transition_renotify_days: int = Field(default=15, ge=1)
     clock_speedup: float = Field(default=1.0, ge=1.0)  # benchmarks only: see claims/clock.py
     clock_start: datetime | None = None
     clock_origin: datetime | None = None
     duplicate_test_days: int = Field(default=30, ge=0)  # SIJILL_DUPLICATE_TEST_DAYS (named by the contract)
+
+
+    def transition_days(self, fund_code: str) -> int:
+        """How long an ALD patient keeps the cover of their illness after a threshold-driven end."""
+        return self.ald_transition_days.get(fund_code.upper(), 90)
 
 
 @lru_cache

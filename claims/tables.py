@@ -238,4 +238,44 @@ dispense_line = Table(
     Index("ix_dispense_line_prescription", "prescription"),
 )
 
-CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal, dispense_line)
+# One row per registry feed accepted (RSU index, thresholds, coverage periods): who sent what.
+registry_feed = Table(
+    "registry_feed",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("sender", String(140), nullable=False),  # the client or fund gateway (token subject)
+    Column("format", String(8), nullable=False),  # csv | bundle
+    Column("sha256", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("patients", Text, nullable=False),  # JSON list of "Patient/<id>" the feed touched
+)
+
+# A coverage ended by a feed because the household's RSU index crossed the threshold: the
+# fund's list ($coverage-transitions), the notices sent, the worker's reminder before the end
+# of an ALD transition.  Closed when a later feed restores the cover.
+coverage_transition = Table(
+    "coverage_transition",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("coverage_id", String(64), nullable=False),
+    Column("fund_ref", String(80), nullable=False),  # Organization/<id>
+    Column("regime", String(16), nullable=True),
+    Column("next_regime", String(16), nullable=True),
+    Column("ends_on", String(10), nullable=False),  # last day of cover (ISO date)
+    Column("ald", SmallInteger, nullable=False),
+    Column("transition_until", String(10), nullable=True),  # ALD patients: last day of ALD cover
+    Column("feed_id", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("notified_at", BigInteger, nullable=True),
+    Column("reminded_at", BigInteger, nullable=True),
+    Column("closed_at", BigInteger, nullable=True),
+    Column("closed_feed_id", BigInteger, nullable=True),
+    Index("ix_coverage_transition_fund", "fund_ref", "closed_at", "ends_on"),
+    Index("ix_coverage_transition_coverage", "coverage_id", "closed_at"),
+    Index("ix_coverage_transition_remind", "closed_at", "reminded_at", "transition_until"),
+)
+
+CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal, dispense_line,
+                registry_feed, coverage_transition)

@@ -39,6 +39,8 @@ from claims.adjudication.engine import adjudicate, adjudicate_complementary
 from claims.adjudication.facts import load_facts
 from claims.adjudication.model import Decision, LineDecision, PriorLine
 from claims.adjudication.ruleset import Rulesets, rulesets
+from claims.caresheet import today
+from claims.cliff_notices import remind_due
 from claims.clock import HOUR_US, now_us
 from claims.corrections import supersede_on_decision
 from claims.coverage import coverage_facts, payor_refs
@@ -256,6 +258,8 @@ class Worker:
                     done = await self.run_once()
                     sent = await deliver_due(self.engine, self.settings, http) if deliver else 0
                     if not done and not sent:
+                        await remind_due(self.engine, self.settings, self.base_url,
+                                         today(self.settings.timezone))  # ALD transitions about to end
                         await seal_pending(self.engine)  # the audit trail is chained even with no API server up
                 except DBAPIError as exc:  # a deadlock, a lost connection: nothing was committed, go on
                     log.warning("worker round failed (%s); retrying", exc.orig.__class__.__name__ if exc.orig else exc)

@@ -165,6 +165,11 @@ class Settings(BaseSettings):
     # A lab or imaging test ordered again within this many days of the same test done or
     # ordered warns the doctor (claims/prescribing); SIJILL_DUPLICATE_TEST_DAYS, 0 turns it off.
     duplicate_test_days: int = Field(default=30, ge=0)
+    # Coverage cliff: days an ALD patient keeps the cover of their long-term illness after a
+    # threshold-driven end, per fund code (SAMPLE values, JSON); funds not listed: 90.
+    claims_ald_transition_days: dict[str, int] = Field(default_factory=lambda: {"AMO-TADAMON": 90, "CNSS": 90, "CNOPS": 90})
+    # The worker tells the patient and the fund again this many days before a transition ends.
+    claims_transition_renotify_days: int = Field(default=15, ge=1)
     # Benchmarks only (bench/claims_replay.py): the claims clock reads claims_clock_start at the
     # real instant claims_clock_origin and runs claims_clock_speedup times faster (claims/clock.py).
     claims_clock_speedup: float = Field(default=1.0, ge=1.0)

@@ -15,6 +15,7 @@ from claims.adjudication.model import ClaimFacts, Decision, LineDecision, Pend, 
 from claims.adjudication.ruleset import RulesetVersion
 from claims.caresheet import Line
 from claims.money import ZERO, round_cent
+from claims.transition import cover_on
 from claims.uris import ACTS, MEDICINE
 
 
@@ -70,7 +71,10 @@ def _inpe(facts: ClaimFacts) -> str:
 
 def _first_rejection(facts, rules, line: Line, care_setting, used_dispenses, history) -> str | None:
     cov = facts.coverage
-    if cov is None or not cov.in_force(line.service_date):
+    if cov is None:
+        return "not-covered"
+    cover = cover_on(cov, line.service_date)  # an ended coverage's ALD transition pays ALD care only
+    if cover.state == "ended" or (cover.covers_ald_only and not _linked_to_ald(facts, line)):
         return "not-covered"
     if facts.provider.ref is None:
         return "provider-unknown"
@@ -179,7 +183,9 @@ def _apply_ceilings(rules: RulesetVersion, line: Line, d: LineDecision, history:
 
 
 def _linked_to_ald(facts: ClaimFacts, line: Line) -> bool:
-    granted = [facts.conditions[e.code] for e in facts.exemptions if e.on(line.service_date) and e.code in facts.conditions]
+    held = cover_on(facts.coverage, line.service_date).exemptions if facts.coverage else ()
+    exemptions = {*(e for e in facts.exemptions if e.on(line.service_date)), *held}
+    granted = [facts.conditions[e.code] for e in exemptions if e.code in facts.conditions]
     return any(cond.covers(icd) for icd in line.diagnoses for cond in granted)
 
 

@@ -22,6 +22,15 @@ class Exemption:
 
 
 @dataclass(frozen=True)
+class Cliff:
+    """A coverage ended by a registry feed because the household's RSU index crossed its
+    programme's threshold (the Coverage's ``coverage-cliff`` extension, see claims/transition.py)."""
+
+    next_regime: str | None  # the regime the patient should join (AMO-TNS …)
+    transition_until: date | None  # ALD patients: the last day their long-term illness stays covered
+
+
+@dataclass(frozen=True)
 class CoverageFacts:
     id: str
     fund_ref: str  # Organization/<id>
@@ -36,6 +45,7 @@ class CoverageFacts:
     beneficiary_id: str | None
     order: int | None
     exemptions: tuple[Exemption, ...] = ()
+    cliff: Cliff | None = None
 
     def in_force(self, d: date) -> bool:
         return self.status == "active" and (self.start is None or self.start <= d) and (self.end is None or d <= self.end)

@@ -47,6 +47,8 @@ class Operation:
     produces: frozenset[str] = frozenset()
     # The handler decides itself who may act on the instance (and answers 404 out of scope).
     checks_target: bool = False
+    # Media types the handler takes as a raw body besides FHIR JSON (e.g. text/csv): param "body".
+    consumes: frozenset[str] = frozenset()
 
 
 _REGISTRY: dict[str, list[Operation]] = {}
@@ -54,7 +56,7 @@ _REGISTRY: dict[str, list[Operation]] = {}
 
 def operation(
     name: str, *, levels: set[str], types: set[str] | None = None, definition: str | None = None, affects_state: bool = False,
-    produces: set[str] = frozenset(), checks_target: bool = False,
+    produces: set[str] = frozenset(), checks_target: bool = False, consumes: set[str] = frozenset(),
 ) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
         _REGISTRY.setdefault(name, []).append(
@@ -67,6 +69,7 @@ def operation(
                 affects_state,
                 frozenset(produces),
                 checks_target,
+                frozenset(consumes),
             )
         )
         return handler

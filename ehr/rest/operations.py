@@ -53,10 +53,14 @@ def _parameter_value(p: dict) -> object:
     return next((v for k, v in p.items() if k.startswith("value")), None)
 
 
-async def _invocation(request: Request, engine, settings, security: RequestSecurity, res_type, res_id) -> Invocation:
+async def _invocation(request: Request, engine, settings, security: RequestSecurity, res_type, res_id,
+                      op: Operation | None = None) -> Invocation:
     inv = Invocation(request, engine, settings, security.access, res_type, res_id)
     inv.params = list(parse_qsl(request.url.query, keep_blank_values=True))
-    if request.method == "POST":
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method == "POST" and op is not None and media in op.consumes:  # e.g. a registry feed's CSV
+        inv.params.append(("body", await read_body(request, settings, set(op.consumes))))
+    elif request.method == "POST":
         body = parse_json(await read_body(request, settings))
         if not isinstance(body, dict) or not isinstance(body.get("resourceType"), str):
             raise FHIRError.of(400, "structure", "An operation takes a Parameters resource or a resource as its body")
@@ -100,16 +104,16 @@ async def _run(op: Operation, inv: Invocation, security: RequestSecurity) -> Res
 @router.api_route("/fhir/${name}", methods=["GET", "POST"])
 async def system_operation(request: Request, name: str, engine: Engine, settings: AppSettings, security: Security):
     op = resolve(name, "system", None)
-    return await _run(op, await _invocation(request, engine, settings, security, None, None), security)
+    return await _run(op, await _invocation(request, engine, settings, security, None, None, op), security)
 
 
 @router.api_route("/fhir/{res_type}/${name}", methods=["GET", "POST"])
 async def type_operation(request: Request, res_type: ResourceType, name: str, engine: Engine, settings: AppSettings, security: Security):
     op = resolve(name, "type", res_type)
-    return await _run(op, await _invocation(request, engine, settings, security, res_type, None), security)
+    return await _run(op, await _invocation(request, engine, settings, security, res_type, None, op), security)
 
 
 @router.api_route("/fhir/{res_type}/{res_id}/${name}", methods=["GET", "POST"])
 async def instance_operation(request: Request, res_type: ResourceType, res_id: str, name: str, engine: Engine, settings: AppSettings, security: Security):
     op = resolve(name, "instance", res_type)
-    return await _run(op, await _invocation(request, engine, settings, security, res_type, res_id), security)
+    return await _run(op, await _invocation(request, engine, settings, security, res_type, res_id, op), security)

@@ -21,6 +21,7 @@ class Role(str, Enum):
     INSURER = "insurer"  # agent or system of one fund (CNSS, CNOPS, AMO Tadamon, mutuelle)
     PAPER_AGENT = "paper-agent"  # enters paper care sheets on a patient's behalf
     ADMIN = "admin"  # reference data and users, no clinical data
+    REGISTRY = "registry"  # RSU/RNP registries: send registry feeds ($registry-feed), read nothing clinical
     # In-process callers only (auth_required=False, CLI tools): never accepted from a token.
     UNRESTRICTED = "unrestricted"
 
@@ -106,6 +107,8 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "CoverageEligibilityResponse": "",
     },
     Role.ADMIN: {"@reference": "cruds"},
+    # Its only write is $registry-feed, applied by the server after the feed's checks.
+    Role.REGISTRY: {"@reference": "rs"},
     # AuditEvents written through the API are imported records; the server's own trail is
     # served from the append-only audit log and cannot be written at all.
     Role.UNRESTRICTED: {"@clinical": "cruds", "@reference": "cruds", "AuditEvent": "cruds"},

@@ -258,7 +258,25 @@ class AldList(Kind):
     ]
 
 
-KINDS: dict[str, Kind] = {k.name: k for k in (Medicines(), Tariffs(), AldList())}
+def rsu_index(v: str) -> Decimal:
+    """An RSU socio-economic index or threshold: a positive decimal (the registry publishes 7 places)."""
+    if not re.fullmatch(r"\d{1,4}([.,]\d{1,7})?", v.strip()):
+        raise ValueError(f"indice RSU invalide « {v} » (ex. 9.3264284)")
+    return Decimal(v.strip().replace(",", "."))
+
+
+class RsuThresholds(Kind):
+    """The RSU index threshold of each programme (AMO Tadamon…): above it a household leaves."""
+
+    name = "rsu-thresholds"
+    label = "Seuils de l'indice socio-économique RSU par programme"
+    columns = [
+        Column("code", "Programme", ("regime", "code programme"), _one_of(lambda: codes_of("regime"), "programme")),
+        Column("threshold", "Seuil", ("seuil indice", "indice seuil", "threshold"), rsu_index),
+    ]
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (Medicines(), Tariffs(), AldList(), RsuThresholds())}
 
 
 def money(centimes: int | None) -> Decimal | None:

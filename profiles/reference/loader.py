@@ -21,7 +21,7 @@ from ehr.outcome import FHIRError, Issue
 from profiles.reference import cells
 from profiles.reference.formats import iter_records, read_table
 from profiles.reference.kinds import KINDS, Kind, RowError
-from profiles.reference.tables import act, act_tariff, ald, ald_icd10, medicine, reference_table_version
+from profiles.reference.tables import act, act_tariff, ald, ald_icd10, medicine, reference_table_version, rsu_threshold
 
 BATCH = 1000
 # progress(phase, done, total): phase is "validation" or "chargement".
@@ -139,6 +139,12 @@ async def load(conn: AsyncConnection, kind: str, path: Path | str, *, version: s
     path = Path(path)
     parsed = parse_file(kind, path, progress)
     version, start, end, source, sample = _metadata(parsed.meta, version, effective_from, effective_to, source, sample, path)
+    return await load_parsed(conn, parsed, version, start, end, source, sample, progress)
+
+
+async def load_parsed(conn: AsyncConnection, parsed: ParsedFile, version: str, start: date, end: date | None,
+                      source: str, sample: bool = False, progress: Progress | None = None) -> LoadReport:
+    """Write checked records as a new version (a file above, or the rows of a registry feed)."""
     txn = conn.begin_nested() if conn.in_transaction() else conn.begin()
     async with txn:
         version_id, closed_version, end = await _register_version(conn, parsed, version, start, end, source, sample)
@@ -199,6 +205,10 @@ async def _insert(conn, parsed: ParsedFile, version_id: int, progress: Progress 
                        for r in chunk for fund, c in r["tariffs"].items()]
             if amounts:
                 await conn.execute(act_tariff.insert(), amounts)
+        elif kind == "rsu-thresholds":
+            await conn.execute(rsu_threshold.insert(), [
+                {"version_id": version_id, "programme": r["code"], "threshold": r["threshold"]} for r in chunk
+            ])
         else:
             await conn.execute(ald.insert(), [
                 {k: r[k] for k in ("code", "label_fr", "label_ar", "category")} | {"version_id": version_id} for r in chunk

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from profiles.reference.cells import icd10_in_range
 from profiles.reference.kinds import money
-from profiles.reference.tables import act, act_tariff, ald, ald_icd10, medicine, reference_table_version
+from profiles.reference.tables import act, act_tariff, ald, ald_icd10, medicine, reference_table_version, rsu_threshold
 
 
 @dataclass(frozen=True)
@@ -151,3 +151,10 @@ async def ald_for(conn: AsyncConnection, icd10: str, on_date: date) -> list[Ald]
         if r.code not in out and icd10_in_range(icd10, r.icd_from, r.icd_to):
             out[r.code] = Ald(r.code, r.label_fr, r.category, r.version)
     return list(out.values())
+
+
+async def rsu_thresholds_on(conn: AsyncConnection, on_date: date) -> dict[str, Decimal]:
+    """The RSU index threshold of each programme (regime code) in force on ``on_date``."""
+    t = rsu_threshold
+    rows = await conn.execute(select(t.c.programme, t.c.threshold).where(t.c.version_id == version_in_force("rsu-thresholds", on_date)))
+    return {p: Decimal(str(v)) for p, v in rows}

@@ -15,7 +15,7 @@ reference_table_version = Table(
     "reference_table_version",
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
-    Column("kind", String(32), nullable=False),  # medicines | tariffs | ald
+    Column("kind", String(32), nullable=False),  # medicines | tariffs | ald | rsu-thresholds
     Column("version", String(64), nullable=False),
     Column("effective_from", Date, nullable=False),
     Column("effective_to", Date, nullable=True),  # inclusive; NULL = until a later version
@@ -94,4 +94,13 @@ ald_icd10 = Table(
     Index("ix_ald_icd10_version", "version_id", "icd_from"),
 )
 
-REFERENCE_TABLES = (reference_table_version, medicine, act, act_tariff, ald, ald_icd10)
+# The RSU index threshold per programme (regime code), above which a household leaves it.
+rsu_threshold = Table(
+    "rsu_threshold",
+    metadata,
+    Column("version_id", BigInteger, primary_key=True),
+    Column("programme", String(16), primary_key=True),
+    Column("threshold", Numeric(12, 7), nullable=False),
+)
+
+REFERENCE_TABLES = (reference_table_version, medicine, act, act_tariff, ald, ald_icd10, rsu_threshold)
