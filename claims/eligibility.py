@@ -58,7 +58,7 @@ def _percent(rate: Decimal) -> int:
     return int((1 - rate) * 100)
 
 
-def _items(rules: RulesetVersion | None, cover: Cover, conditions: dict[str, LongTermCondition]) -> list[dict]:
+def _items(rules: RulesetVersion | None, regime: str | None, cover: Cover, conditions: dict[str, LongTermCondition]) -> list[dict]:
     """Benefits per care setting (coverage in force) and per ALD/ALC held (also under transition)."""
     if rules is None or rules.complementary is not None:
         return []
@@ -70,7 +70,7 @@ def _items(rules: RulesetVersion | None, cover: Cover, conditions: dict[str, Lon
             "unit": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/benefit-unit", "code": "individual"}]},
             "term": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/benefit-term", "code": "annual"}]},
             "benefit": [{"type": {"coding": [{"system": BENEFIT_TYPE, "code": "copay-percent"}]},
-                         "allowedUnsignedInt": _percent(rules.rate(setting, cov.regime))}],
+                         "allowedUnsignedInt": _percent(rules.rate(setting, regime))}],
             "authorizationRequired": setting in rules.preauthorization.care_settings
             or (setting == "hospital_public" and "hospital" in rules.preauthorization.care_settings),
             "extension": [{"url": EXT_TIERS_PAYANT, "valueBoolean": setting in rules.tiers_payant}],
@@ -115,7 +115,7 @@ def _insurance(cov: CoverageFacts, all_covs: list[CoverageFacts], patient_id: st
         ext.append(step)
     if ext:
         entry["extension"] = ext
-    items = _items(rules, cover, conditions)
+    items = _items(rules, cov.regime, cover, conditions)
     if items:
         entry["item"] = items
     return entry

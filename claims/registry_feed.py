@@ -257,4 +257,7 @@ async def coverage_transitions(inv: Invocation):
     async with read_connection(inv.engine) as conn:
         rows = (await conn.execute(stmt.limit(1000))).all()
     await inv.request.state.security.audit.record_read(patients=sorted({f"Patient/{r.patient_id}" for r in rows}))
-    return fhir_response(orjson.dumps({"resourceType": "Parameters", "parameter": [transition_part(r) for r in rows]}))
+    out: dict = {"resourceType": "Parameters"}
+    if rows:
+        out["parameter"] = [transition_part(r) for r in rows]
+    return fhir_response(orjson.dumps(out))
