@@ -126,7 +126,7 @@ def _disposition(mine: list[CoverageFacts], on: date) -> str:
     in_force = [c for c in mine if c.in_force(on)]
     if in_force:
         return f"Couvert(e) par {', '.join(sorted({c.fund_code for c in in_force}))} à la date du {on.isoformat()}"
-    said = next((text for c in mine if (text := cover_on(c, on).text_fr())), None)
+    said = next((text for c in mine if (text := cover_on(c, on).text("fr"))), None)
     bare = f"Aucune couverture en vigueur à la date du {on.isoformat()}"
     return said if said and "transition" in said else (f"{bare}. {said}" if said else bare)
 

@@ -42,31 +42,31 @@ class Cover:
     def covers_ald_only(self) -> bool:
         return self.state == "ald-transition"
 
-    def text_fr(self) -> str | None:
+    def text(self, lang: str) -> str | None:
+        """What to tell the patient (``fr`` or ``ar``); None when there is nothing to say."""
         if self.next_regime is None and self.state != "ald-transition":
             return None
+        transition, ending, register = _PHRASES[lang]
         parts = []
         if self.state == "ald-transition":
-            parts.append(f"Couvert(e) pour les soins ALD en période de transition jusqu'au {self.transition_until.isoformat()}.")
+            parts.append(transition.format(self.transition_until.isoformat()))
         elif self.end is not None:
-            parts.append(f"La couverture prend fin le {self.end.isoformat()} (seuil de l'indice RSU dépassé).")
+            parts.append(ending.format(self.end.isoformat()))
         if self.next_regime:
-            parts.append(f"Régime suivant : {REGIME_FR.get(self.next_regime, self.next_regime)}. Inscrivez-vous auprès de "
-                         "l'agence CNSS ou sur le portail de la CNSS avec votre CIN et votre attestation RSU.")
+            parts.append(register.format((REGIME_FR if lang == "fr" else REGIME_AR).get(self.next_regime, self.next_regime)))
         return " ".join(parts)
 
-    def text_ar(self) -> str | None:
-        if self.next_regime is None and self.state != "ald-transition":
-            return None
-        parts = []
-        if self.state == "ald-transition":
-            parts.append(f"تغطية علاجات المرض المزمن مستمرة خلال الفترة الانتقالية إلى غاية {self.transition_until.isoformat()}.")
-        elif self.end is not None:
-            parts.append(f"تنتهي التغطية بتاريخ {self.end.isoformat()} (تجاوز عتبة مؤشر السجل الاجتماعي الموحد).")
-        if self.next_regime:
-            parts.append(f"النظام الموالي: {REGIME_AR.get(self.next_regime, self.next_regime)}. سجلوا لدى وكالة الصندوق الوطني "
-                         "للضمان الاجتماعي أو عبر بوابته ببطاقتكم الوطنية وشهادة السجل الاجتماعي الموحد.")
-        return " ".join(parts)
+
+_PHRASES = {
+    "fr": ("Couvert(e) pour les soins ALD en période de transition jusqu'au {}.",
+           "La couverture prend fin le {} (seuil de l'indice RSU dépassé).",
+           "Régime suivant : {}. Inscrivez-vous auprès de l'agence CNSS ou sur le portail de la CNSS avec votre CIN "
+           "et votre attestation RSU."),
+    "ar": ("تغطية علاجات المرض المزمن مستمرة خلال الفترة الانتقالية إلى غاية {}.",
+           "تنتهي التغطية بتاريخ {} (تجاوز عتبة مؤشر السجل الاجتماعي الموحد).",
+           "النظام الموالي: {}. سجلوا لدى وكالة الصندوق الوطني للضمان الاجتماعي أو عبر بوابته ببطاقتكم الوطنية "
+           "وشهادة السجل الاجتماعي الموحد."),
+}
 
 
 def cover_on(cov: CoverageFacts, on: date) -> Cover:
@@ -86,7 +86,7 @@ def cover_on(cov: CoverageFacts, on: date) -> Cover:
 
 def next_step_extension(cover: Cover) -> dict | None:
     """The eligibility answer's ``coverage-next-step`` extension (None: nothing to say)."""
-    fr, ar = cover.text_fr(), cover.text_ar()
+    fr, ar = cover.text("fr"), cover.text("ar")
     if fr is None:
         return None
     parts = [{"url": "state", "valueCode": cover.state}]

@@ -12,6 +12,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from claims.adjudication.ruleset import rulesets
+from claims.cliff_notices import remind_due
+from claims.settings import get_claims_settings
 from claims.tables import coverage_transition, registry_feed
 from claims.uris import ALD, EXT_NEXT_STEP, FUND, INPE, NOTIFICATION
 from claims.worker import Worker
@@ -140,6 +142,15 @@ async def test_an_ald_patient_across_the_threshold_and_back(secure_app):
         assert (await c.get("/Organization/tadamon/$coverage-transitions")).status_code == 404
     async with world.client(DOCTOR) as c:
         assert (await c.get("/Organization/tadamon/$coverage-transitions")).status_code == 404
+
+    # before the transition ends, the worker tells the patient and the fund again, once
+    settings = get_claims_settings()
+    assert await remind_due(secure_app.state.engine, settings, BASE, until - timedelta(days=20)) == 0
+    assert await remind_due(secure_app.state.engine, settings, BASE, until - timedelta(days=5)) == 1
+    assert await remind_due(secure_app.state.engine, settings, BASE, until - timedelta(days=4)) == 0
+    async with world.client(PATIENT) as c:
+        told = (await c.get("/Communication", params={"category": f"{NOTIFICATION}|ald-transition"})).json()
+    assert sorted(e["resource"]["recipient"][0]["reference"] for e in told["entry"]) == ["Organization/tadamon", "Patient/pa"]
 
     # and back: a later feed lowers the index and restores the cover
     resp = await _feed(world, f"indice;H-77;Patient/pa;AMO-TADAMON;;8.1;{b.days_ago(2)};\n"
