@@ -10,8 +10,8 @@ A ``MedicationRequest`` is one line of a prescription; the prescription is its n
 * an update without a number keeps the number of the version it replaces;
 * a line with a number is refused (422 at ``MedicationRequest.groupIdentifier``) unless the
   number is that of a prescription of the same prescriber for the same patient the caller can
-  see — adding or changing a line — or the line keeps its own number; in-process writers
-  (imports, the demo) may bring well-formed numbers of their own;
+  see — adding or changing a line — or the line keeps its own number; the unrestricted caller
+  (in-process imports, the demo, a server run without tokens) may bring well-formed numbers;
 * the number is never a line ``identifier`` (422): pharmacies look prescriptions up by number,
   and a line identifier in that system would be a number nobody assigned.
 """
@@ -52,7 +52,7 @@ async def prescription_number(ctx: Context, res: dict, prior: Stored | None) -> 
         raise _refused(f"groupIdentifier est le numéro d'ordonnance Sijill ({SYSTEM}) attribué par le serveur : "
                        "omettez-le pour une nouvelle ordonnance")
     res["groupIdentifier"] = {**group, "value": number}
-    if ctx.guard is None or _same_line(ctx, old, number, subject, requester):
+    if ctx.access is None or _same_line(ctx, old, number, subject, requester):  # in-process: its own numbers
         return
     if subject is None or requester is None or not await _existing(ctx, number, subject, requester):
         raise _refused(f"Le numéro d'ordonnance {number} n'est pas une ordonnance de ce prescripteur pour ce patient : "
@@ -112,7 +112,7 @@ async def _existing(ctx: Context, number: str, subject: tuple[str, str], request
         exists().where(and_(s.c.rid == t.c.rid, s.c.param == _SUBJECT, s.c.target_type == subject[0], s.c.target_id == subject[1])),
         exists().where(and_(r.c.rid == t.c.rid, r.c.param == _REQUESTER, r.c.target_type == requester[0], r.c.target_id == requester[1])),
     ]
-    visible = ctx.access.clause(resource) if ctx.access is not None else None
+    visible = ctx.access.clause(resource)
     if visible is not None:
         cond.append(visible)
     return (await ctx.conn.scalar(select(exists().where(and_(*cond))))) is True

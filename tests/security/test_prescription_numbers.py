@@ -240,3 +240,28 @@ async def _write(world, resources: list[dict]) -> None:
     opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, False)
     entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in resources]
     await transaction(world.app.state.engine, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, opts)
+
+
+async def test_misses_are_shared_by_server_processes_through_redis():
+    """Two processes (two throttles) on one Redis storage count the same misses."""
+    import os
+    import uuid
+
+    from ehr.outcome import FHIRError
+    from ehr.security.prescription_lookup import MissThrottle
+
+    uri = os.environ.get("SIJILL_TEST_REDIS", "async+redis://127.0.0.1:6379")
+    first, second = MissThrottle("2/15 minutes", uri), MissThrottle("2/15 minutes", uri)
+    pharmacy = f"Organization/test-{uuid.uuid4().hex}"
+    try:
+        await first.check([pharmacy])
+    except Exception as exc:  # noqa: BLE001 - no Redis here
+        if os.environ.get("CI") == "true":
+            raise
+        pytest.skip(f"Redis is not reachable at {uri}: {exc}")
+    await first.missed([pharmacy])
+    await second.check([pharmacy])
+    await second.missed([pharmacy])
+    with pytest.raises(FHIRError) as refused:
+        await first.check([pharmacy])
+    assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) > 0
