@@ -22,7 +22,7 @@ from ehr.search.registry import param_hash
 from ehr.security.audit import append
 from ehr.security.identity import Identity
 from ehr.security.policy import agent_key, ref_text
-from ehr.security.prescription_lookup import MissThrottle
+from ehr.security.presence import MissThrottle
 from ehr.security.prescription_number import SYSTEM
 from ehr.security.principal import Principal
 from ehr.security.request import RequestSecurity
@@ -72,9 +72,14 @@ class Presentation:
         self.rids: list[int] = []
         self.known = True
 
+    @property
+    def _keys(self) -> list[str]:
+        return [f"prescription-miss:{a}" for a in self.actors or [agent_key(self.security.principal)]]
+
     async def admit(self) -> "Presentation":
         """429 while the pharmacist or their pharmacy has used up their misses."""
-        await self.throttle.check(self.actors or [agent_key(self.security.principal)])
+        for key in self._keys:
+            await self.throttle.check(key)
         return self
 
     async def examine(self, conn: AsyncConnection, returned: list[int]) -> None:
@@ -91,7 +96,8 @@ class Presentation:
         event with outcome 4 naming the number tried, and one more miss for the pharmacy."""
         security, audit = self.security, self.security.audit
         if not self.known:
-            await self.throttle.missed(self.actors or [agent_key(security.principal)])
+            for key in self._keys:
+                await self.throttle.missed(key)
             if audit.engine is not None:
                 async with write_transaction(audit.engine) as conn:
                     await append(conn, await audit.build(conn, status=404, description=f"Numéro d'ordonnance inconnu : {self.number}"))

@@ -16,21 +16,19 @@ before any database access):
 
 A pharmacist's lookup presents the prescription (``ehr.security.dispensing``).  A number that
 no prescription carries is a miss: audited (outcome 4, the number tried, no patient) and
-counted per pharmacist and per pharmacy (``MissThrottle``); past
+counted per pharmacist and per pharmacy (``ehr.security.presence.MissThrottle``, in the rate
+limiter's storage: a Redis storage shares the counts between server processes); past
 ``SIJILL_PRESCRIPTION_LOOKUP_MISSES`` within the window, lookups answer 429 with Retry-After.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-from limits import parse
-from limits.aio.strategies import MovingWindowRateLimiter
-from limits.storage import storage_from_string
 
 from ehr.outcome import FHIRError
+from ehr.security.presence import MissThrottle
 from ehr.security.prescription_number import SYSTEM, normalize
 
 NUMBER_PARAMS = ("group-identifier", "identifier")
@@ -84,41 +82,9 @@ def parse_lookup(res_type: str | None, params: list[tuple[str, str]]) -> Lookup 
     return Lookup(number, [("group-identifier", f"{SYSTEM}|{number}"), *rewritten])
 
 
-class MissThrottle:
-    """Misses per pharmacist and per pharmacy, in a moving window (``limits``; the storage of the
-    request rate limits, so a Redis storage shares the counts between server processes)."""
-
-    KEY = "prescription-miss"
-
-    def __init__(self, rate: str, storage_uri: str):
-        self.item = parse(rate)
-        self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
-
-    async def check(self, actors: list[str]) -> None:
-        """429 if any of these actors used up their misses."""
-        for actor in actors:
-            if not await self.limiter.test(self.item, self.KEY, actor):
-                stats = await self.limiter.get_window_stats(self.item, self.KEY, actor)
-                retry = max(1, int(stats.reset_time - time.time() + 0.999))
-                raise FHIRError.of(
-                    429, "throttled",
-                    f"Trop de numéros d'ordonnance inconnus recherchés ({self.item}) : réessayez dans {retry} s",
-                    "http.group-identifier", headers={"Retry-After": str(retry)},
-                )
-
-    async def missed(self, actors: list[str]) -> None:
-        for actor in actors:
-            await self.limiter.hit(self.item, self.KEY, actor)
-
-
 def miss_throttle(request: Request) -> MissThrottle:
-    """The app's throttle, made on first use from its settings."""
-    state = request.app.state
-    throttle = getattr(state, "prescription_misses", None)
-    if throttle is None:
-        settings = request.app.state.security.settings
-        throttle = state.prescription_misses = MissThrottle(settings.prescription_lookup_misses, settings.rate_limit_storage)
-    return throttle
+    """The server process's count of pharmacies' misses (``SecurityServices``)."""
+    return request.app.state.security.prescription_misses
 
 
 Misses = Annotated[MissThrottle, Depends(miss_throttle)]

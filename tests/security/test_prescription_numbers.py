@@ -248,20 +248,20 @@ async def test_misses_are_shared_by_server_processes_through_redis():
     import uuid
 
     from ehr.outcome import FHIRError
-    from ehr.security.prescription_lookup import MissThrottle
+    from ehr.security.presence import MissThrottle
 
     uri = os.environ.get("SIJILL_TEST_REDIS", "async+redis://127.0.0.1:6379")
     first, second = MissThrottle("2/15 minutes", uri), MissThrottle("2/15 minutes", uri)
     pharmacy = f"Organization/test-{uuid.uuid4().hex}"
     try:
-        await first.check([pharmacy])
+        await first.check(pharmacy)
     except Exception as exc:  # noqa: BLE001 - no Redis here
         if os.environ.get("CI") == "true":
             raise
         pytest.skip(f"Redis is not reachable at {uri}: {exc}")
-    await first.missed([pharmacy])
-    await second.check([pharmacy])
-    await second.missed([pharmacy])
+    await first.missed(pharmacy)
+    await second.check(pharmacy)
+    await second.missed(pharmacy)
     with pytest.raises(FHIRError) as refused:
-        await first.check([pharmacy])
+        await first.check(pharmacy)
     assert refused.value.status == 429 and int(refused.value.headers["Retry-After"]) > 0
