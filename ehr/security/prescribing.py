@@ -4,9 +4,10 @@ A ``MedicationRequest`` is one line of a prescription; the prescription is its n
 ``groupIdentifier`` (system ``https://fhir.sijill.ma/sid/prescription``, format in
 ``ehr.security.prescription_number``).  Before a line is stored (``ehr.hooks.preparer``):
 
-* a line without a number gets one, drawn at random; the lines of one patient and one prescriber
-  written in the same request or transaction Bundle share it (a batch Bundle's entries are
-  separate writes: a prescription is written all or nothing, in a transaction);
+* a line without a number gets one, drawn at random; the lines of one patient, one prescriber,
+  one encounter and one day (``authoredOn``) written in the same request or transaction Bundle
+  share it — a Bundle of a patient's history keeps its prescriptions apart (a batch Bundle's
+  entries are separate writes: a prescription is written all or nothing, in a transaction);
 * an update without a number keeps the number of the version it replaces;
 * a line with a number is refused (422 at ``MedicationRequest.groupIdentifier``) unless the
   number is that of a prescription of the same prescriber for the same patient the caller can
@@ -45,7 +46,8 @@ async def prescription_number(ctx: Context, res: dict, prior: Stored | None) -> 
     group = res.get("groupIdentifier")
     subject, requester = _ref(ctx, res, "subject"), _ref(ctx, res, "requester")
     if group is None:
-        res["groupIdentifier"] = {"system": SYSTEM, "value": await _shared_number(ctx, subject, requester)}
+        one_prescription = (subject, requester, _ref(ctx, res, "encounter"), str(res.get("authoredOn") or "")[:10])
+        res["groupIdentifier"] = {"system": SYSTEM, "value": await _shared_number(ctx, one_prescription)}
         return
     number = normalize(group.get("value", "")) if isinstance(group, dict) and group.get("system") == SYSTEM else None
     if number is None:
@@ -84,8 +86,8 @@ def _same_line(ctx: Context, old: dict, number: str, subject, requester) -> bool
             and _ref(ctx, old, "subject") == subject and _ref(ctx, old, "requester") == requester)
 
 
-async def _shared_number(ctx: Context, subject, requester) -> str:
-    key = ("prescription", subject, requester)
+async def _shared_number(ctx: Context, prescription: tuple) -> str:
+    key = ("prescription", *prescription)
     number = ctx.shared.get(key)
     if number is None:
         number = ctx.shared[key] = await _fresh(ctx)
