@@ -28,11 +28,12 @@ from claims.caresheet import today
 from claims.ports import Pack, Reference, reference_for
 from claims.settings import get_claims_settings
 from claims.tables import claim_ledger
-from claims.uris import ACTS, ALD, ATC, CLAIM_INFO_CATEGORY, CLAIM_NUMBER, CLAIM_TYPE, ICD10, INPE, MEDICINE, ORG_KIND
+from claims.uris import ACTS, ALD, ATC, CLAIM_INFO_CATEGORY, CLAIM_NUMBER, CLAIM_TYPE, ICD10, INPE, MEDICINE, ORG_KIND, PRESCRIPTION_NUMBER
 from ehr.interactions.context import Context, store
 from ehr.interactions.create import submit_or_create
 from ehr.interactions.preconditions import new_id
 from ehr.outcome import FHIRError
+from ehr.security.prescription_number import seeded_number
 from ehr.settings import Settings
 from ehr.store import repository
 from ehr.store.db import read_connection, write_transaction
@@ -364,15 +365,16 @@ class SheetGenerator:
         doctor = self.doctor()
         when = datetime.combine(on, time(10, rng.randrange(60)), tzinfo=ZoneInfo("Africa/Casablanca")).isoformat()
         first, items = [], []
-        rx_number = self.number("ORD")
+        rx_key = self.number("ORD")
+        rx_number = seeded_number(rx_key)
         for n, code in enumerate(codes, 1):
-            # Ids from the prescription number: the same day generated twice writes the same resources.
-            mr_id, md_id = f"{rx_number.lower()}-{n}", f"{rx_number.lower()}-{n}-d"
+            # Ids from the day's sequence: the same day generated twice writes the same resources.
+            mr_id, md_id = f"{rx_key.lower()}-{n}", f"{rx_key.lower()}-{n}-d"
             pack = self.packs[code][rng.randrange(len(self.packs[code]))]
             substance = {"coding": [{"system": ATC, "code": code}]}
             handed = {"coding": [{"system": MEDICINE, "code": pack.code}, {"system": ATC, "code": code}]}
             first.append({"resourceType": "MedicationRequest", "id": mr_id, "status": "active", "intent": "order",
-                          "identifier": [{"system": "https://fhir.sijill.ma/sid/prescription", "value": f"{rx_number}-{n}"}],
+                          "groupIdentifier": {"system": PRESCRIPTION_NUMBER, "value": rx_number},
                           "medicationCodeableConcept": substance, "subject": {"reference": f"Patient/{pid}"},
                           "authoredOn": when, "requester": {"reference": f"Practitioner/{doctor[1]}"}})
             first.append({"resourceType": "MedicationDispense", "id": md_id, "status": "completed",

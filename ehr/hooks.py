@@ -4,7 +4,9 @@
 sheet ``Claim`` answers with a ``ClaimResponse``, not with itself) registers the coroutine that
 handles it; the REST create endpoint and transaction entries call it instead of the plain
 create.  ``write_validators``: checks run on every write of a type (profile validation), before
-anything is stored, inside the same transaction.  ``routers``: endpoints a package serves ahead
+anything is stored, inside the same transaction; ``write_preparers`` run just before them and
+may complete the resource with what the server assigns (a prescription number), knowing the
+version it replaces.  ``routers``: endpoints a package serves ahead
 of the generic ``/fhir/{type}`` ones, negotiating their own media types (raw ``Binary`` bodies).
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Awaitable, Callable
 
 from ehr.interactions.context import Context, Result
 from ehr.outcome import FHIRError
+from ehr.store.repository import Stored
 
 # (context, resource, id): the id is the one the server already assigned (a transaction's
 # entry others reference by its fullUrl), else None and the handler assigns one.
@@ -20,10 +23,13 @@ SubmissionHandler = Callable[[Context, dict, str | None], Awaitable[Result]]
 # Many submissions at once, one answer each (a Result or the FHIRError refusing that one).
 BulkSubmissionHandler = Callable[[Context, list[tuple[dict, str | None]]], Awaitable[list[Result | FHIRError]]]
 WriteValidator = Callable[[Context, dict], Awaitable[None]]
+# (context, resource about to be stored, the current version it replaces or None on create).
+WritePreparer = Callable[[Context, dict, Stored | None], Awaitable[None]]
 
 submission_handlers: dict[str, SubmissionHandler] = {}
 bulk_submission_handlers: dict[str, BulkSubmissionHandler] = {}
 write_validators: list[WriteValidator] = []
+write_preparers: list[WritePreparer] = []
 routers: list = []  # fastapi.APIRouter, included by ehr.app before the generic routes
 
 
@@ -62,6 +68,13 @@ def validator(fn: WriteValidator) -> WriteValidator:
     return fn
 
 
-async def validate_write(ctx: Context, res: dict) -> None:
+def preparer(fn: WritePreparer) -> WritePreparer:
+    write_preparers.append(fn)
+    return fn
+
+
+async def validate_write(ctx: Context, res: dict, prior: Stored | None = None) -> None:
+    for prepare in write_preparers:
+        await prepare(ctx, res, prior)
     for check in write_validators:
         await check(ctx, res)

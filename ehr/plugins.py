@@ -1,8 +1,8 @@
 """What the domain packages add to the generic server, loaded once per process.
 
 Operations register themselves when their module is imported; hooks (profile validation on
-write, care-sheet submission, the terminology behind ``:in``) are installed here, so the app
-factory has a single place to call.
+write, prescription numbers, care-sheet submission, the terminology behind ``:in``) are
+installed here, so the app factory has a single place to call.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def load_plugins() -> None:
     from profiles.hooks import check_moroccan_write
 
     validator(check_moroccan_write)
+    import ehr.security.prescribing  # noqa: F401  (server-assigned prescription numbers)
     import claims.register  # noqa: F401  (care-sheet submission, eligibility, review, $sla…)
     import interop.paper.register  # noqa: F401  (the paper channel's printable letters)
     import interop.binary.register  # noqa: F401  (Binary bytes in object storage)

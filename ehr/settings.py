@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     presence_miss_limit: str = "10/hour"
     # A prescription presented at a pharmacy stays readable there for this long.
     prescription_presentation_hours: int = Field(default=72, ge=1, le=24 * 31)
+    # A pharmacy (the pharmacist and each of their organisations) that looks up this many
+    # unknown prescription numbers within the window gets 429 until the window slides (stored
+    # in rate_limit_storage: a shared Redis makes the count hold across server processes).
+    prescription_lookup_misses: str = "10/15 minutes"
     # How long a user's PractitionerRole/Organization memberships are cached in the process.
     identity_cache_seconds: float = Field(default=30.0, ge=0)
 
@@ -176,7 +180,7 @@ class Settings(BaseSettings):
     claims_clock_start: datetime | None = None
     claims_clock_origin: datetime | None = None
 
-    @field_validator("rate_limit", "rate_limit_anonymous", "presence_miss_limit")
+    @field_validator("rate_limit", "rate_limit_anonymous", "presence_miss_limit", "prescription_lookup_misses")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on "ten per minute"

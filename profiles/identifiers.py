@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ehr.outcome import Issue
+from ehr.security import prescription_number
 
 SID = "https://fhir.sijill.ma/sid/"
 
@@ -139,14 +140,16 @@ _SYSTEMS = [
         responsible="Sijill (attribué à la création de la feuille de soins)",
     ),
     IdentifierSystem(
-        url=SID + "prescription",
+        url=prescription_number.SYSTEM,
         name="prescription",
         label_fr="Numéro de l'ordonnance électronique",
         label_ar="رقم الوصفة الطبية الإلكترونية",
-        pattern=r"^[A-Z0-9][A-Z0-9-]{5,31}$",
-        rule_fr="de 6 à 32 caractères : lettres majuscules, chiffres ou « - », commençant par une lettre ou un chiffre",
-        example="ORD-2024-000456",
-        responsible="Sijill (attribué à la création de l'ordonnance)",
+        pattern=prescription_number.PATTERN,
+        rule_fr="12 caractères en Base32 de Crockford (chiffres et lettres sauf I, L, O, U) en trois groupes de 4 "
+                "séparés par « - », le dernier caractère de contrôle (algorithme de Damm)",
+        example=prescription_number.EXAMPLE,
+        responsible="Sijill (attribué au hasard par le serveur à la prescription, ehr.security.prescription_number)",
+        checker=prescription_number.problem,
     ),
 ]
 

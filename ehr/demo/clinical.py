@@ -12,6 +12,7 @@ from ehr.demo import terminology as t
 from ehr.demo.chart import Chart
 from ehr.demo.rng import TODAY, Weighted, add_months, age_on, day, moment
 from ehr.demo.systems import PRESCRIPTION
+from ehr.security.prescription_number import seeded_number
 
 MR_CATEGORY = "http://terminology.hl7.org/CodeSystem/medicationrequest-category"
 
@@ -236,7 +237,7 @@ class ClinicalHistory(Chart):
         raise KeyError(key)
 
     def _medication_request(self, enc: dict, when: date, moment_str: str, med: t.Medicine, prescriber: str,
-                            reason: str | None, rx_number: str, line: int) -> dict:
+                            reason: str | None, rx_number: str) -> dict:
         rng = self.rng
         days = med.days or 30
         status = "active" if (TODAY - when).days <= days else "completed"
@@ -246,7 +247,6 @@ class ClinicalHistory(Chart):
         mr = {
             "resourceType": "MedicationRequest",
             "id": self._next_id("mrq"),
-            "identifier": [{"use": "official", "system": PRESCRIPTION, "value": f"{rx_number}-{line}"}],
             "status": status,
             "intent": "order",
             "category": [t.concept(MR_CATEGORY, "community", "Community")],
@@ -362,9 +362,9 @@ class ClinicalHistory(Chart):
             n = 1 + rng.randrange(len(disease.medications))
             meds = [(t.MEDICINE[m], diagnosis) for m in disease.medications[:n]]
         if meds:
-            rx = "ORD-" + enc["id"].removeprefix("enc-")  # one e-prescription per encounter
-            for line, (med, reason) in enumerate(meds, 1):
-                out.append(self._medication_request(enc, when, started, med, prac, reason, rx, line))
+            rx = seeded_number(f"demo:{enc['id']}")  # one e-prescription per encounter
+            for med, reason in meds:
+                out.append(self._medication_request(enc, when, started, med, prac, reason, rx))
         return group
 
     def _vitals(self, out: list[dict], enc: dict, when: str, prac: str, age: int, kind: str, keys: set[str]) -> None:

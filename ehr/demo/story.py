@@ -129,11 +129,10 @@ class DemoPatientChart(ClinicalHistory):
         earlier one, its dispense at the demo pharmacy."""
         out = []
         for line, key in enumerate(("metformin", "amlodipine"), 1):
-            mr = self._medication_request(enc, on, when, t.MEDICINE[key], DEMO_DOCTOR, None, "", line)
+            mr = self._medication_request(enc, on, when, t.MEDICINE[key], DEMO_DOCTOR, None, "")
             mr["id"] = f"demo-patient-rx-{enc['id'][-1]}-{line}"
             mr["status"] = "active" if current else "completed"
-            for number in ("identifier", "groupIdentifier"):  # the server's number, not the generator's
-                mr.pop(number)
+            mr.pop("groupIdentifier")  # the server's number, not the generator's
             mr.get("dispenseRequest", {}).pop("performer", None)
             out.append(mr)
             if not current:

@@ -47,6 +47,9 @@ class Context:
     pending_index: list | None = None
     guard: Guard | None = None
     written: list[Stored] = field(default_factory=list)  # versions written through this context
+    # What write preparers remember across the writes of one request or transaction Bundle
+    # (the prescription number its lines of one patient share).
+    shared: dict = field(default_factory=dict)
 
     async def flush(self) -> None:
         """Make everything written so far searchable (before a search inside a Bundle)."""
@@ -111,7 +114,7 @@ async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: 
     from ehr.hooks import validate_write
     from ehr.store import repository
 
-    await validate_write(ctx, res)
+    await validate_write(ctx, res, prior)
     stored = await repository.write(
         ctx.conn, res_type, res_id, res, method=method, prior=prior, index_later=ctx.pending_index
     )
@@ -126,7 +129,7 @@ async def store_many(ctx: Context, items: list, *, validated: bool = False) -> l
     from ehr.store import repository
 
     for item in items if not validated else ():
-        await validate_write(ctx, item.res)
+        await validate_write(ctx, item.res, item.prior)
     pending = ctx.pending_index if ctx.pending_index is not None else []
     written = await repository.write_many(ctx.conn, items, index_later=pending)
     if ctx.pending_index is None:

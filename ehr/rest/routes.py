@@ -31,8 +31,8 @@ from ehr.rest.http import (
 )
 from ehr.search.engine import search as run_search
 from ehr.search.limits import SearchLimits, check_search
-from ehr.security.dispensing import presentation_actors, record_presentation
-from ehr.security.policy import presented_numbers
+from ehr.security.dispensing import Presentation
+from ehr.security.prescription_lookup import Misses, MissThrottle, parse_lookup
 from ehr.security.redaction import redact
 from ehr.security.request import RequestSecurity
 from ehr.security.roles import Role
@@ -117,15 +117,17 @@ async def type_history(request: Request, res_type: ResourceType, engine: Engine,
 
 
 @router.post("/fhir/{res_type}/_search")
-async def search_post(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
+async def search_post(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security,
+                      misses: Misses):
     form = await read_body(request, settings, {"application/x-www-form-urlencoded"})
     params = _query(request) + parse_qsl(form.decode(), keep_blank_values=True)
-    return await _search(engine, settings, prefer, security, res_type, params)
+    return await _search(engine, settings, prefer, security, res_type, params, misses)
 
 
 @router.get("/fhir/{res_type}")
-async def search_get(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
-    return await _search(engine, settings, prefer, security, res_type, _query(request))
+async def search_get(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security,
+                     misses: Misses):
+    return await _search(engine, settings, prefer, security, res_type, _query(request), misses)
 
 
 @router.post("/fhir/{res_type}")
@@ -239,7 +241,7 @@ async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str,
 # --- shared ------------------------------------------------------------------------------
 
 
-async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params):
+async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params, misses: MissThrottle | None = None):
     for listed in search_types(res_type, params):
         security.guard.require(listed, "s")
     check_search(params, SearchLimits.of(settings))
@@ -250,26 +252,25 @@ async def _search(engine, settings, prefer, security: RequestSecurity, res_type,
         "search-type" if res_type else "search-system", what=res_type, query=urlencode(params) if params else None
     )
     security = security.for_request(res_type, params)
-    numbers: tuple[str, ...] = ()
-    if security.role is Role.PHARMACIST and res_type == "MedicationRequest":
-        numbers = presented_numbers(params)
-        if numbers:  # the prescription handed over at the counter: found by its exact number
-            security = security.presenting(numbers)
+    lookup = parse_lookup(res_type, params)  # a prescription number: exactly one, well formed (else 400)
+    presentation = None
+    if lookup is not None:
+        params = lookup.params
+        if security.role is Role.PHARMACIST and misses is not None:  # the prescription handed over at the counter
+            presentation = await Presentation(security, lookup.number, misses).admit()
+            security = presentation.security
     async with read_connection(engine) as conn:
         found = await run_search(
             conn, res_type, params, base_url=settings.base_url, handling="strict" if prefer.strict else "lenient",
             access=security.access, default_count=settings.default_page_size, max_count=settings.max_page_size,
         )
-    also = None
-    if numbers:
-        actors = presentation_actors(security.principal, security.policy.identity)
-
-        async def also(conn):
-            await record_presentation(conn, actors, numbers, found.rids, settings.prescription_presentation_hours)
-            if security.guard.identities is not None:
-                security.guard.identities.forget(security.principal)
-
-    await security.audit.record_read(patients=[f"Patient/{p}" for p in found.patient_ids], also=also)
+        if presentation is not None:
+            await presentation.examine(conn, found.rids)
+    patients = [f"Patient/{p}" for p in found.patient_ids]
+    if presentation is not None:
+        await presentation.record(patients, settings.prescription_presentation_hours)
+    else:
+        await security.audit.record_read(patients=patients)
     return fhir_response(redact(security.principal, found.bundle))
 
 

@@ -39,14 +39,13 @@ from sqlalchemy import ColumnElement, FromClause
 from ehr.search.registry import get_registry, param_hash as H
 from ehr.security import rules
 from ehr.security.identity import Identity, ref_text  # noqa: F401  (ref_text: re-exported)
+from ehr.security.prescription_number import SYSTEM as PRESCRIPTION_SYSTEM
 from ehr.security.principal import Principal
 from ehr.security.roles import REFERENCE_TYPES, Role
 from ehr.security.scopes import ScopeSet
 from ehr.security.sqltext import OUTER, Q, Row, literal, probe_int, probe_str
 
-PRESCRIPTION_SYSTEM = "https://fhir.sijill.ma/sid/prescription"
-
-_MR_IDENTIFIER = H("MedicationRequest", "identifier")
+_MR_GROUP = H("MedicationRequest", "group-identifier")  # the prescription number
 _MR_SUBJECT = H("MedicationRequest", "subject")
 _BINARY_CONTEXT = H("Binary", "security-context")
 
@@ -79,7 +78,7 @@ class AccessPolicy:
     principal: Principal
     identity: Identity
     now_us: int
-    # Prescription numbers presented in this request (pharmacist searching by number).
+    # The prescription number presented in this request (pharmacist looking it up).
     presented_numbers: tuple[str, ...] = ()
     # Whether Binary rows can be in this request's results: their rule (the securityContext's
     # own visibility) doubles the condition, so requests that cannot return one leave it out —
@@ -245,12 +244,13 @@ class AccessPolicy:
 
     # -- pharmacists --------------------------------------------------------------------------------
     def _presented(self, q: Q) -> tuple[str, str]:
-        """(condition on a MedicationRequest rid column, condition on a patient id column)."""
+        """(condition on a MedicationRequest rid column, condition on a patient id column): the
+        lines presented earlier, and those whose ``groupIdentifier`` is the number presented now."""
         rids, patients = self.identity.presented_now(self.now_us)
         if not self.presented_numbers:
             return (lambda col: q.one_of(col, rids)), (lambda col: q.one_of(col, patients))
         t, s = q.alias("tok"), q.alias("ref")
-        by_number = (f"SELECT {t}.rid FROM idx_token {t} WHERE {t}.param = {_MR_IDENTIFIER}"
+        by_number = (f"SELECT {t}.rid FROM idx_token {t} WHERE {t}.param = {_MR_GROUP}"
                      f" AND {t}.system = {literal(PRESCRIPTION_SYSTEM)} AND {q.one_of(t + '.code', self.presented_numbers)}")
         their_patients = (f"SELECT {s}.target_id FROM idx_reference {s} WHERE {s}.rid IN ({by_number})"
                           f" AND {probe_int(s + '.param')} = {_MR_SUBJECT} AND {probe_str(s + '.target_type')} = 'Patient'")
@@ -336,17 +336,3 @@ _ROLE_RULES: dict[Role, Callable[[AccessPolicy, Q, Row], list[str]]] = {
     # Paper-channel agents see what they entered (the shared branch); admins reference data only.
 }
 
-
-def presented_numbers(params: list[tuple[str, str]]) -> tuple[str, ...]:
-    """Prescription numbers a MedicationRequest search asks for exactly (``identifier=<system>|<n>``):
-    the number or QR code a patient hands over at the pharmacy."""
-    found: list[str] = []
-    for name, value in params:
-        if name != "identifier":
-            continue
-        for token in value.split(","):
-            system, bar, number = token.partition("|")
-            if not bar or system != PRESCRIPTION_SYSTEM or not number or "\\" in number:
-                return ()  # anything but exact prescription numbers presents nothing
-            found.append(number)
-    return tuple(found)

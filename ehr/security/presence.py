@@ -97,17 +97,19 @@ async def find_patient(conn: AsyncConnection, proof: Proof) -> str | None:
 
 
 class MissThrottle:
-    """Failed proofs per caller in a moving window: 429 once ``limit`` misses are used up."""
+    """Misses per key in a moving window: 429 once ``limit`` misses are used up (failed proofs of
+    presence here; unknown prescription numbers at a pharmacy, ``ehr.security.dispensing``)."""
 
-    def __init__(self, limit: str, storage_uri: str):
+    def __init__(self, limit: str, storage_uri: str, what: str = "failed identifications"):
         self.item: RateLimitItem = parse(limit)
         self.limiter = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self.what = what
 
     async def check(self, key: str) -> None:
         if not await self.limiter.test(self.item, key):
             stats = await self.limiter.get_window_stats(self.item, key)
             retry = max(1, int(stats.reset_time - time.time() + 0.999))
-            raise FHIRError.of(429, "throttled", f"Too many failed identifications (limit {self.item}); retry in {retry} s",
+            raise FHIRError.of(429, "throttled", f"Too many {self.what} (limit {self.item}); retry in {retry} s",
                                headers={"Retry-After": str(retry)})
 
     async def missed(self, key: str) -> None:

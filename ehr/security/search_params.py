@@ -2,8 +2,9 @@
 
 The policy reads only index tables at query time, so every fact it relies on must be a search
 parameter: the deny/permit of a Consent's base provision and the people its exceptions permit,
-a Binary's security context, the fund on an EOB, an eligibility request and a payment notice, and
-who a payment was made to.
+a Binary's security context, a prescription's number (``MedicationRequest.groupIdentifier``: the
+pharmacy's lookup), the fund on an EOB, an eligibility request and a payment notice, and who a
+payment was made to.
 They are ordinary parameters too: clients may search on them and the CapabilityStatement lists
 them.  ``ensure_registered`` runs before anything is written (``ehr.interactions`` imports it),
 so every stored resource carries their index rows.
@@ -55,6 +56,8 @@ SEARCH_PARAMETERS: tuple[dict, ...] = (
            f"PaymentNotice.payee | PaymentNotice.extension('{PAYEE_PERSON}').value",
            "Who was paid: the provider, or the insured person reimbursed",
            ["Organization", "Practitioner", "PractitionerRole", "Patient", "RelatedPerson"]),
+    _param("MedicationRequest", "group-identifier", "token", "MedicationRequest.groupIdentifier",
+           "The prescription number (https://fhir.sijill.ma/sid/prescription) all lines of one prescription share"),
 )
 
 

@@ -92,6 +92,9 @@ class SecurityServices:
         self.identities = IdentityDirectory(engine, settings.identity_cache_seconds, settings.care_window_days)
         self.audit_writer = AuditWriter(engine) if engine is not None else None
         self.presence_misses = MissThrottle(settings.presence_miss_limit, settings.rate_limit_storage)
+        self.prescription_misses = MissThrottle(
+            settings.prescription_lookup_misses, settings.rate_limit_storage, "unknown prescription numbers looked up"
+        )
 
     async def principal(self, authorization: str | None) -> Principal:
         """The caller, or FHIRError 401 (no/bad token) / 403 (token says no usable role)."""

@@ -26,6 +26,7 @@ from ehr.demo import (
 from ehr.demo.places import CITY_BY_NAME
 from ehr.demo.reference import FUNDS
 from ehr.demo.systems import INPE
+from ehr.security.prescription_number import is_valid
 
 REPO = Path(__file__).resolve().parents[2]
 CIN_SYSTEM = "https://fhir.sijill.ma/sid/cin"
@@ -219,7 +220,9 @@ def test_clinical_content_is_moroccan_and_coded(population):
                 q = r.get("valueQuantity") or r["component"][0]["valueQuantity"]
                 assert q["system"] == "http://unitsofmeasure.org" and q["code"]
             elif r["resourceType"] == "MedicationRequest":
-                assert r["identifier"][0]["system"] == "https://fhir.sijill.ma/sid/prescription"
+                number = r["groupIdentifier"]
+                assert number["system"] == "https://fhir.sijill.ma/sid/prescription" and is_valid(number["value"])
+                assert all(i.get("system") != number["system"] for i in r.get("identifier", ()))
                 assert r["medicationCodeableConcept"]["coding"][0]["system"] == "http://www.whocc.no/atc"
             elif r["resourceType"] == "Coverage":
                 assert r["payor"][0]["reference"] in {f"Organization/{f.id}" for f in FUNDS}

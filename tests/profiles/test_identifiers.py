@@ -14,7 +14,7 @@ GOOD = {
     "mutuelle": ["MGPAP-123456", "A1/2024", "123"],
     "inpe": ["101234567"],
     "claim": ["FSE-2024-000123", "ABC123"],
-    "prescription": ["ORD-2024-000456"],
+    "prescription": ["7SE7-N65P-TKS7", "2GA1-850M-2GAY"],
 }
 BAD = {
     "cin": ["123456", "ABC12345", "AB1234567", "ab123456", "AB 123456", "AB", "AB000000", ""],
@@ -26,7 +26,7 @@ BAD = {
     "mutuelle": ["ab", "-123", "MGPAP 123", "X" * 21],
     "inpe": ["10123456", "1012345678", "INPE12345", "000000000"],
     "claim": ["FSE", "fse-2024-1", "-FSE2024"],
-    "prescription": ["ORD 2024"],
+    "prescription": ["ORD 2024", "ORD-2024-000456", "7SE7-N65P-TKS8", "7se7-n65p-tks7", "7SE7N65PTKS7", "7SE7-N65P-TKSU"],
 }
 
 

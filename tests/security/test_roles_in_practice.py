@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .test_access_matrix import ids, observation
-from .world import RX
+from .world import RX, RX_A
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED",
              "display": "As requested, resource is not fully detailed."}
@@ -11,13 +11,15 @@ SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValu
 async def test_pharmacist_finds_a_prescription_by_its_number_only(world):
     async with world.client("PH") as ph:
         assert (await ph.get("/MedicationRequest/mr-a")).status_code == 404
-        # anything but the exact number presents nothing
-        for params in ({"identifier": "RX-A"}, {"identifier": f"{RX}|RX-"}, {"subject": "Patient/pa"}, {"identifier:text": "RX-A"}):
+        # anything but the exact number presents nothing (a partial or altered number is refused)
+        for params in ({"identifier": RX_A}, {"subject": "Patient/pa"}, {"identifier:text": RX_A}):
             body = (await ph.get("/MedicationRequest", params=params)).json()
             assert body["total"] == 0, params
+        for params in ({"identifier": f"{RX}|{RX_A[:-1]}"}, {"group-identifier:text": RX_A}):
+            assert (await ph.get("/MedicationRequest", params=params)).status_code == 400, params
         assert (await ph.get("/MedicationRequest/mr-a")).status_code == 404
 
-        found = await ph.get("/MedicationRequest", params={"identifier": f"{RX}|RX-A", "_include": "MedicationRequest:subject"})
+        found = await ph.get("/MedicationRequest", params={"identifier": f"{RX}|{RX_A}", "_include": "MedicationRequest:subject"})
         body = found.json()
         assert ids(body, "match") == {"MedicationRequest/mr-a"} and ids(body, "include") == {"Patient/pa"}
         patient = next(e["resource"] for e in body["entry"] if e["resource"]["resourceType"] == "Patient")
@@ -51,7 +53,7 @@ async def test_pharmacist_finds_a_prescription_by_its_number_only(world):
 
 async def test_pharmacy_software_acts_for_the_pharmacy(world):
     async with world.client("PH") as ph:
-        await ph.get("/MedicationRequest", params={"identifier": f"{RX}|RX-A"})
+        await ph.get("/MedicationRequest", params={"group-identifier": f"{RX}|{RX_A}"})
     # the presentation was recorded for the pharmacy itself: its software sees the prescription too
     client = world.issuer.directory.clients["pharmacy-software"]
     from ehr.security.demo import SystemClient

@@ -11,7 +11,7 @@ Money
   Amina is covered by CNSS (cov-a), Brahim by CNOPS (cov-b).  claim-a (CNSS) was written by the
   pharmacy ph-org, with its response cr-a, an attachment doc-a and its Binary bin-a.
 Prescriptions
-  mr-a (Amina, number RX-A) and mr-b (Brahim, number RX-B), prescribed by D1.
+  mr-a (Amina, number RX_A) and mr-b (Brahim, number RX_B), prescribed by D1.
 Users (fhirUser)
   doctors D1, D2, D3, D4 (no relationship at all); pharmacist PH (PractitionerRole at ph-org);
   CNSS agent AG; paper-channel agent PA; admin AD; patients pa and pc's mother (= pa).
@@ -30,6 +30,7 @@ from ehr.security.roles import Role
 INPE = "https://fhir.sijill.ma/sid/inpe"
 CIN = "https://fhir.sijill.ma/sid/cin"
 RX = "https://fhir.sijill.ma/sid/prescription"
+RX_A, RX_B = "2GA1-850M-2GAY", "2RB1-C5GP-2RBT"  # prescription numbers (random ones, check symbol last)
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ROLECODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 PRIVACY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}
@@ -109,9 +110,9 @@ def resources() -> list[dict]:
         {"resourceType": "Consent", "id": "con-b-permit", "status": "active", "scope": PRIVACY, "patient": _ref("Patient/pb"),
          "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
          "provision": {"type": "permit", "actor": [{"role": {"text": "any"}, "reference": _ref("Practitioner/d3")}]}},
-        {"resourceType": "MedicationRequest", "id": "mr-a", "status": "active", "intent": "order", "identifier": [{"system": RX, "value": "RX-A"}],
+        {"resourceType": "MedicationRequest", "id": "mr-a", "status": "active", "intent": "order", "groupIdentifier": {"system": RX, "value": RX_A},
          "medicationCodeableConcept": {"text": "Amoxicilline 1g"}, "subject": _ref("Patient/pa"), "requester": _ref("Practitioner/d1")},
-        {"resourceType": "MedicationRequest", "id": "mr-b", "status": "active", "intent": "order", "identifier": [{"system": RX, "value": "RX-B"}],
+        {"resourceType": "MedicationRequest", "id": "mr-b", "status": "active", "intent": "order", "groupIdentifier": {"system": RX, "value": RX_B},
          "medicationCodeableConcept": {"text": "Paracétamol"}, "subject": _ref("Patient/pb"), "requester": _ref("Practitioner/d1")},
         {"resourceType": "Coverage", "id": "cov-a", "status": "active", "beneficiary": _ref("Patient/pa"), "payor": [_ref("Organization/cnss")]},
         {"resourceType": "Coverage", "id": "cov-b", "status": "active", "beneficiary": _ref("Patient/pb"), "payor": [_ref("Organization/cnops")]},
