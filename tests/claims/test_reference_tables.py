@@ -56,6 +56,7 @@ async def test_loaded_tables_replace_the_sample_files(client, app, settings, dat
         "resourceType": "MedicationRequest", "status": "active", "intent": "order",
         "medicationCodeableConcept": {"coding": [{"system": ATC, "code": "A10BA02"}]},
         "subject": {"reference": f"Patient/{w.patient['id']}"}, "authoredOn": b.days_ago(1).isoformat(),
+        "dispenseRequest": {"quantity": {"value": 1}},
     })
     await b.create(client, {
         "resourceType": "MedicationDispense", "status": "completed",
