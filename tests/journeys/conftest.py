@@ -197,7 +197,7 @@ def care_sheet(kind: str, patient: str, coverage: str, provider: str, inpe: str,
               "net": {"value": price, "currency": "MAD"}} for n, (system, code, price) in enumerate(items, 1)]
     return {
         "resourceType": "Claim", "status": "active", "use": "claim",
-        "identifier": [{"system": CLAIM_NUMBER, "value": f"FSE-J-{uuid.uuid4().hex[:12]}"}],
+        "identifier": [{"system": CLAIM_NUMBER, "value": f"FSE-J-{uuid.uuid4().hex[:12].upper()}"}],
         "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/claim-type", "code": kind}]},
         "patient": {"reference": patient}, "created": today,
         "provider": {"reference": provider, "identifier": {"system": INPE, "value": inpe}},
