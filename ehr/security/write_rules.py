@@ -45,7 +45,7 @@ from typing import Callable
 
 from sqlalchemy import ColumnElement, FromClause
 
-from ehr.search.registry import param_hash as H
+from ehr.search.registry import get_registry, param_hash as H
 from ehr.security import rules
 from ehr.security.policy import AccessPolicy, launch_confined_types
 from ehr.security.roles import Role
@@ -80,16 +80,17 @@ class WritePolicy:
         forged = _AS_WHOM.get(self.principal.role)
         if forged is not None:
             conditions.extend(f"(NOT {row.res_type} = {literal(t)} OR {cond})" for t, cond in forged(self, q, row).items())
-        return "(" + " AND ".join(conditions) + ")"
+        return _all(*conditions)
 
     # -- whose records ----------------------------------------------------------------------------
     def _whose(self, q: Q, row: Row, written: Written) -> str:
         writable = self._writable(q, row, written)
-        confined = launch_confined_types(self.principal.role, self.principal.scopes) if self.principal.role is not Role.PATIENT else frozenset()
+        patient_role = self.principal.role is Role.PATIENT  # (their own patient/ scopes cover their dependants)
+        confined = frozenset() if patient_role else launch_confined_types(self.principal.role, self.principal.scopes)
         if confined:
             launch = self.principal.patient_context
             launch_id = launch.split("/", 1)[1] if launch else None
-            in_type = rules.type_in(row, confined, self.policy._universe)
+            in_type = rules.type_in(row, confined, get_registry().resource_types)
 
             def narrowed(col: str, inner: IdCondition = writable) -> str:
                 in_launch = f"{col} = {q.bind(launch_id)}" if launch_id else "1 = 0"
@@ -101,7 +102,7 @@ class WritePolicy:
         kept = q.one_of(pair, written.kept)
         outside = (f"NOT EXISTS (SELECT 1 FROM idx_compartment {c} WHERE {c}.rid = {row.rid}"
                    f" AND {probe_str(c + '.comp_type')} = 'Patient' AND NOT ({writable(c + '.comp_id')}) AND NOT ({kept}))")
-        if self.principal.role is Role.PATIENT:  # what a patient writes concerns a patient: them
+        if patient_role:  # what a patient writes concerns a patient: them
             return f"({outside} AND {rules.in_patient_compartment(q, row, lambda col: '1 = 1')})"
         return outside
 
@@ -141,7 +142,10 @@ class WritePolicy:
     # -- as whom ------------------------------------------------------------------------------------
     @cached_property
     def _fund(self) -> list[tuple[str, str]]:
-        return [tuple(self.principal.fund.split("/", 1))] if self.principal.fund else []
+        if not self.principal.fund:
+            return []
+        res_type, _, res_id = self.principal.fund.partition("/")
+        return [(res_type, res_id)]
 
     def _names(self, q: Q, row: Row, res_type: str, codes: tuple[str, ...], refs) -> str:
         return rules.references(q, row, [H(res_type, c) for c in codes], refs)
@@ -155,7 +159,7 @@ class WritePolicy:
         r = q.alias("ref")
         other = (f"EXISTS (SELECT 1 FROM idx_reference {r} WHERE {r}.rid = {row.rid} AND {probe_int(r + '.param')} = {H(res_type, code)}"
                  f" AND NOT {rules.refs_match(q, r, refs, probing=True)})")
-        return f"({self._names(q, row, res_type, (code,), refs)} AND NOT {other})"
+        return _all(self._names(q, row, res_type, (code,), refs), f"NOT {other}")
 
     def _answers_fund(self, q: Q, row: Row, res_type: str, code: str, target: str) -> str:
         """The row's ``code`` reference is a ``target`` of the fund (its ``insurer``)."""
@@ -164,20 +168,23 @@ class WritePolicy:
 
     def _insurer(self, q: Q, row: Row) -> dict[str, str]:
         fund, me = self._fund, self.identity.refs
+        eob_claim = _any(self._says_nothing(q, row, "ExplanationOfBenefit", "claim"),
+                         self._answers_fund(q, row, "ExplanationOfBenefit", "claim", "Claim"))
         return {
-            "ClaimResponse": f"({self._only(q, row, 'ClaimResponse', 'insurer', fund)} AND {self._answers_fund(q, row, 'ClaimResponse', 'request', 'Claim')})",
-            "ExplanationOfBenefit": (f"({self._only(q, row, 'ExplanationOfBenefit', 'insurer', fund)} AND"
-                                     f" ({self._says_nothing(q, row, 'ExplanationOfBenefit', 'claim')} OR {self._answers_fund(q, row, 'ExplanationOfBenefit', 'claim', 'Claim')}))"),
-            "CoverageEligibilityResponse": (f"({self._only(q, row, 'CoverageEligibilityResponse', 'insurer', fund)} AND"
-                                            f" {self._answers_fund(q, row, 'CoverageEligibilityResponse', 'request', 'CoverageEligibilityRequest')})"),
+            "ClaimResponse": _all(self._only(q, row, "ClaimResponse", "insurer", fund),
+                                  self._answers_fund(q, row, "ClaimResponse", "request", "Claim")),
+            "ExplanationOfBenefit": _all(self._only(q, row, "ExplanationOfBenefit", "insurer", fund), eob_claim),
+            "CoverageEligibilityResponse": _all(
+                self._only(q, row, "CoverageEligibilityResponse", "insurer", fund),
+                self._answers_fund(q, row, "CoverageEligibilityResponse", "request", "CoverageEligibilityRequest")),
             "PaymentReconciliation": self._only(q, row, "PaymentReconciliation", "payment-issuer", fund),
             "PaymentNotice": rules.references_where(
                 q, row, [H("PaymentNotice", "payment")], "PaymentReconciliation",
                 lambda t: rules.references(q, t, [H("PaymentReconciliation", "payment-issuer")], fund)),
             "Coverage": self._only(q, row, "Coverage", "payor", fund),
             "Communication": self._only(q, row, "Communication", "sender", me),
-            "CommunicationRequest": (f"({self._only(q, row, 'CommunicationRequest', 'sender', me)}"
-                                     f" OR {self._only(q, row, 'CommunicationRequest', 'requester', me)})"),
+            "CommunicationRequest": _any(self._only(q, row, "CommunicationRequest", "sender", me),
+                                         self._only(q, row, "CommunicationRequest", "requester", me)),
         }
 
     def _pharmacist(self, q: Q, row: Row) -> dict[str, str]:
@@ -197,7 +204,15 @@ class WritePolicy:
 
     def _patient(self, q: Q, row: Row) -> dict[str, str]:
         senders = {("Patient", p) for p in self.identity.mine} | ({self.identity.own} if self.identity.own else set())
-        return {"Communication": f"({self._says_nothing(q, row, 'Communication', 'sender')} OR {self._only(q, row, 'Communication', 'sender', senders)})"}
+        return {"Communication": _any(self._says_nothing(q, row, "Communication", "sender"), self._only(q, row, "Communication", "sender", senders))}
+
+
+def _all(*conditions: str) -> str:
+    return "(" + " AND ".join(conditions) + ")"
+
+
+def _any(*conditions: str) -> str:
+    return "(" + " OR ".join(conditions) + ")"
 
 
 _AS_WHOM: dict[Role, Callable[[WritePolicy, Q, Row], dict[str, str]]] = {
