@@ -10,7 +10,7 @@ loader, domain handlers writing on the server's behalf).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -24,6 +24,23 @@ from ehr.store.repository import Stored
 ensure_registered()
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A version the caller may not write (or replace), and why."""
+
+    stored: Stored
+    status: int
+    code: str
+    diagnostics: str
+    path: str | None = None  # FHIRPath of the offending element inside the resource
+
+    def error(self, where: str | None = None) -> FHIRError:
+        """Located in the resource, or in the Bundle entry ``where`` ("Bundle.entry[2]")."""
+        base = f"{where}.resource" if where else self.stored.res_type
+        expression = f"{base}.{self.path}" if self.path else (where or self.stored.res_type)
+        return FHIRError.of(self.status, self.code, self.diagnostics, expression)
+
+
 class Guard(Protocol):
     """Write-side checks of the caller (``ehr.security.guard.RequestGuard``)."""
 
@@ -33,9 +50,13 @@ class Guard(Protocol):
 
     def check_write(self, res_type: str, res_id: str | None, res: dict | None) -> None: ...
 
+    def may_choose_id(self, res_type: str) -> bool: ...
+
+    async def check_prior(self, ctx: "Context", priors: list[Stored]) -> Refusal | None: ...
+
     async def wrote(self, ctx: "Context", stored: Stored, res: dict | None, method: str) -> None: ...
 
-    async def outside(self, ctx: "Context", written: list[Stored]) -> list[Stored]: ...
+    async def refused(self, ctx: "Context", written: list[Stored]) -> Refusal | None: ...
 
 
 @dataclass
@@ -50,6 +71,7 @@ class Context:
     # What write preparers remember across the writes of one request or transaction Bundle
     # (the prescription number its lines of one patient share).
     shared: dict = field(default_factory=dict)
+    entry: str | None = None  # the transaction entry being run ("Bundle.entry[2]"): where refusals point
 
     async def flush(self) -> None:
         """Make everything written so far searchable (before a search inside a Bundle)."""
@@ -75,17 +97,21 @@ class Context:
         if self.pending_index is None:  # index rows are there already: check now
             await self.check_written([stored])
 
-    async def check_written(self, written: list[Stored]) -> list[Stored]:
-        """Raise 403 for what the caller may not write there; Bundles call it after the flush."""
-        if self.guard is None:
-            return []
-        bad = await self.guard.outside(self, written)
-        if bad:
-            s = bad[0]
-            raise FHIRError.of(
-                403, "forbidden", f"{s.res_type}/{s.res_id} would be outside the records you may write to", s.res_type
-            )
-        return bad
+    def may_choose_id(self, res_type: str) -> bool:
+        """Whether the caller may create ``res_type`` under an id of its choosing (update-as-create)."""
+        return self.guard is None or self.guard.may_choose_id(res_type)
+
+    async def check_prior(self, priors: list[Stored], where: Callable[[Stored], str] | None = None) -> None:
+        """Raise 403 when the caller may not write the versions an update, patch or delete
+        replaces (``where``: the Bundle entry of a version)."""
+        if self.guard is not None and (refusal := await self.guard.check_prior(self, priors)) is not None:
+            raise refusal.error(where(refusal.stored) if where else self.entry)
+
+    async def check_written(self, written: list[Stored], where: Callable[[Stored], str] | None = None) -> None:
+        """Raise 403 for what the caller may not write there, 422 for a reference to a patient
+        who does not exist; Bundles call it after the flush (``where``: the entry of a version)."""
+        if self.guard is not None and (refusal := await self.guard.refused(self, written)) is not None:
+            raise refusal.error(where(refusal.stored) if where else self.entry)
 
 
 @dataclass

@@ -14,6 +14,7 @@ async def delete(ctx: Context, res_type: str, res_id: str, *, if_match: str | No
     if prior is None or prior.deleted:
         return Result(204)
     ctx.check_write(res_type, res_id, None)
+    await ctx.check_prior([prior])
     patients = None
     if ctx.guard is not None:  # the index rows go with the deletion: name the patients first
         from ehr.security.trail import patient_refs

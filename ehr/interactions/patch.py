@@ -32,6 +32,7 @@ async def patch(
     if prior.deleted:
         raise FHIRError.of(410, "deleted", f"{res_type}/{res_id} has been deleted")
     check_if_match(res_type, res_id, prior, if_match)
+    await ctx.check_prior([prior])
     patched = apply_json_patch(res_type, prior.resource(), operations)
     # A patch may not turn the resource into another one.
     patched = check_resource(patched, expected_type=res_type, url_id=res_id)

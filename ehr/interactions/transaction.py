@@ -136,6 +136,7 @@ async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
         elif e.method == "PUT" and t.res_id is None:
             match = await single_match(ctx, t.res_type, t.query, "Conditional update")
             e.extra["id"] = match or (e.resource or {}).get("id") or new_id()
+            e.extra["assigned"] = not (match or (e.resource or {}).get("id"))
             if e.full_url:
                 ids[e.full_url] = f"{t.res_type}/{e.extra['id']}"
         elif e.method == "PUT" and e.full_url:
@@ -167,7 +168,8 @@ async def _run(ctx: Context, e: Entry, opts: Options) -> Result:
             return await create.submit_or_create(ctx, t.res_type, e.resource, res_id=e.extra["id"])
         return await create.submit_or_create(ctx, t.res_type, e.resource, if_none_exist=e.if_none_exist)
     if e.method == "PUT":
-        return await update.update(ctx, t.res_type, t.res_id or e.extra["id"], e.resource, if_match=e.if_match)
+        return await update.update(ctx, t.res_type, t.res_id or e.extra["id"], e.resource, if_match=e.if_match,
+                                   assigned=e.extra.get("assigned", False))
     if e.method == "DELETE":
         if t.res_id is None:
             return await delete.conditional_delete(ctx, t.res_type, t.query, if_match=e.if_match)
@@ -283,6 +285,7 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
         if e is None:
             break
         before = len(ctx.written)
+        ctx.entry = e.where
         try:
             e.result = await _run(ctx, e, opts)
         except FHIRError as err:
@@ -290,7 +293,8 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
         for s in ctx.written[before:]:
             entry_of.setdefault(s.rid, e)
     await ctx.flush()
-    await _check_written(ctx, entry_of)
+    # write rules that need the index rows, per entry (the refusal names its entry)
+    await ctx.check_written(ctx.written, lambda s: entry_of[s.rid].where)
     if opts.audit is not None:
         await opts.audit.entries(conn, entries)
 
@@ -300,18 +304,6 @@ async def _lock_targets(conn: AsyncConnection, entries: list[Entry]) -> None:
     two Bundles naming the same resources in opposite orders then queue instead of deadlocking."""
     changed = [(e.target.res_type, e.target.res_id or e.extra.get("id")) for e in entries if e.method in ("PUT", "PATCH", "DELETE")]
     await repository.lock_in_order(conn, [(t, i) for t, i in changed if t and i])
-
-
-async def _check_written(ctx: Context, entry_of: dict[int, Entry]) -> None:
-    """Write rules that need the index (a patient writes only into their records), per entry."""
-    if ctx.guard is None or not ctx.written:
-        return
-    bad = await ctx.guard.outside(ctx, ctx.written)
-    if bad:
-        e = entry_of[bad[0].rid]
-        raise FHIRError.of(
-            403, "forbidden", f"{bad[0].res_type}/{bad[0].res_id} would be outside the records you may write to", e.where
-        )
 
 
 async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:

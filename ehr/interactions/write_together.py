@@ -58,6 +58,9 @@ async def write_together(ctx: Context, group: list, where: Callable[[FHIRError, 
             raise where(err, e.where, res_type) from None
         items.append(NewVersion(res_type, res_id, e.resource, e.method, prior))
         statuses.append(status)
+    # what the updates replace, checked together (each refusal names its entry)
+    entry_of = {item.prior.rid: e for (e, _), item in zip(group, items) if item.prior is not None}
+    await ctx.check_prior([item.prior for item in items if item.prior is not None], lambda s: entry_of[s.rid].where)
     written = await store_many(ctx, items, validated=True)
     for (e, _), stored, status in zip(group, written, statuses):
         e.result = Result(status, stored)
@@ -71,4 +74,4 @@ async def _check(ctx: Context, e, res_type: str, res_id: str, prior) -> tuple[ob
     ctx.require(res_type, "u")
     check_id(res_type, res_id)
     ctx.check_write(res_type, res_id, e.resource)
-    return prior, await may_replace(ctx, res_type, res_id, prior, e.if_match)
+    return prior, await may_replace(ctx, res_type, res_id, prior, e.if_match, check_old=False)

@@ -117,14 +117,6 @@ class AccessPolicy:
             self._memo[id(row)] = hit
         return hit[1]
 
-    def write_clause(self, row: FromClause) -> ColumnElement[bool] | None:
-        """What a patient may write into: their patients' compartments (None: no extra rule)."""
-        if self.role is not Role.PATIENT:
-            return None
-        q = Q()
-        sql = f"{rules.type_in(OUTER, self._clinical, self._universe)} AND {rules.in_patient_compartment(q, OUTER, self._patients(q))}"
-        return q.fragment(row, sql)
-
     def sql(self, q: Q, row: Row, *, binary: bool = True) -> str:
         """The whole condition on ``row``, as SQL text."""
         branches: list[str] = []

@@ -100,6 +100,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
     Role.PAPER_AGENT: {
         "@clinical": "crus",  # row rules limit reads and updates to what they entered
         "@reference": "rs",
+        "Coverage": "rs",  # coverages come only from the funds (their agents and registry feeds)
         "ClaimResponse": "",
         "ExplanationOfBenefit": "",
         "PaymentReconciliation": "",

@@ -215,6 +215,9 @@ def _resources() -> list[dict]:
         {"resourceType": "Patient", "id": "pa", "name": [{"family": "Alaoui"}], "birthDate": "1980-02-03"},
         {"resourceType": "Patient", "id": "pb", "name": [{"family": "Bennani"}], "birthDate": "1975-06-07"},
         coverage,
+        # the consultations the doctor bills: writes mirror reads, a care sheet needs a patient in his care
+        {"resourceType": "Encounter", "id": "enc-a", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": "Patient/pa"},
+         "participant": [{"individual": {"reference": "Practitioner/d1"}}], "period": {"start": b.days_ago(10).isoformat()}},
     ]
 
 

@@ -269,7 +269,7 @@ def observation(patient: str, **extra) -> dict:
     ("user", "body", "status"),
     [
         ("D1", observation("pa"), 201),
-        ("D4", observation("pa"), 201),  # documenting a new patient is allowed; it opens nothing else
+        ("D4", observation("pa"), 403),  # no care relationship: writes mirror reads (issue 10)
         ("pa", observation("pa"), 403),  # patients read their clinical record, they do not write it
         ("PH", observation("pa"), 403),
         ("AG", observation("pa"), 403),
@@ -290,7 +290,7 @@ async def test_create(world, user, body, status):
 
 
 async def test_entering_gives_no_access_to_the_rest_of_the_record(world):
-    async with world.client("D4") as c:
+    async with world.client("PA") as c:  # the counter agent enters for anyone, and sees only that
         created = await c.post("/Observation", json=observation("pa"))
         assert created.status_code == 201
         assert (await c.get("/Patient/pa")).status_code == 404
@@ -302,13 +302,13 @@ async def test_entering_gives_no_access_to_the_rest_of_the_record(world):
     ("user", "ref", "status"),
     [
         ("D1", "Observation/obs-a", 200),
-        ("D1", "Observation/obs-b", 404),  # invisible: as absent as a missing one
-        ("D4", "Observation/obs-a", 404),
+        ("D1", "Observation/obs-b", 405),  # invisible: refused exactly as a PUT on a missing id (issue 10)
+        ("D4", "Observation/obs-a", 405),
         ("pa", "Observation/obs-a", 403),  # the type is not writable by the role: says nothing of the row
         ("AG", "Claim/claim-a", 403),
         ("AG", "ClaimResponse/cr-a", 200),
-        ("AGO", "ClaimResponse/cr-a", 404),
-        ("PH", "MedicationRequest/mr-a", 404),  # not presented yet
+        ("AGO", "ClaimResponse/cr-a", 405),
+        ("PH", "MedicationRequest/mr-a", 405),  # not presented yet
     ],
 )
 async def test_update(world, user, ref, status):
@@ -351,7 +351,7 @@ async def test_delete(world, user, ref, status, deleted):
 async def test_conditional_interactions_only_match_visible_resources(world):
     async with world.client("D1") as c:
         # obs-b matches the criteria but is invisible: the conditional create creates
-        r = await c.post("/Observation", json=observation("pb"), headers={"If-None-Exist": "_id=obs-b"})
+        r = await c.post("/Observation", json=observation("pa"), headers={"If-None-Exist": "_id=obs-b"})
         assert r.status_code == 201 and r.json()["id"] != "obs-b"
         # conditional update on an invisible match does not touch it
         r = await c.put("/Observation?_id=obs-b", json=observation("pa"))
@@ -375,7 +375,7 @@ async def test_batch_entries_each_see_only_what_the_caller_sees(world):
         r = await c.post("/", json=bundle)
     assert r.status_code == 200, r.text
     entries = r.json()["entry"]
-    assert [e["response"]["status"].split()[0] for e in entries] == ["200", "404", "404", "201", "200", "404", "403"]
+    assert [e["response"]["status"].split()[0] for e in entries] == ["200", "404", "405", "201", "200", "404", "403"]
     assert entries[4]["resource"]["total"] == 0
     assert "resource" not in entries[1] and "telecom" not in str(entries[1])
 
@@ -388,7 +388,7 @@ async def test_transaction_fails_whole_on_an_invisible_entry(world):
     ]}
     async with world.client("D1") as c:
         r = await c.post("/", json=bundle)
-        assert r.status_code == 404 and r.json()["issue"][0]["expression"] == ["Bundle.entry[1]"]
+        assert r.status_code == 405 and r.json()["issue"][0]["expression"] == ["Bundle.entry[1]"]
         assert (await c.get("/Observation", params={"value-string": "ok"})).json()["total"] == 0
 
 

@@ -177,13 +177,18 @@ async def test_cached_access_sets_follow_the_writes_of_this_process(secure_setti
         world = await seed_world(app)
         async with world.client("D4") as d4, world.client("pa") as amina, world.client("pb") as brahim:
             assert (await d4.get("/Patient/pa")).status_code == 404  # cached: no relationship
+            encounter = {"resourceType": "Encounter", "status": "in-progress", "class": {"code": "AMB"},
+                         "subject": {"reference": "Patient/pb"}, "participant": [{"individual": {"reference": "Practitioner/d4"}}],
+                         "period": {"start": "2025-01-01T08:00:00Z"}}
+            assert (await d4.post("/Encounter", json=encounter)).status_code == 403  # no relationship declares itself
             proof = {"resourceType": "Parameters", "parameter": [
                 {"name": "identifier", "valueIdentifier": {"system": CIN, "value": "BB222"}}, {"name": "birthDate", "valueDate": "1975-06-07"}]}
             assert (await d4.post("/Patient/pb/$start-care", json=proof)).status_code == 200
             assert (await d4.get("/Patient/pb")).status_code == 200  # the care he just started, at once
+            assert (await d4.post("/Encounter", json=encounter)).status_code == 201  # ...for his writes too
             permit = consent("pa", {"type": "permit", "actor": [actor("Practitioner/d4")]})
             assert (await amina.post("/Consent", json=permit)).status_code == 201
             assert (await d4.get("/Patient/pa")).status_code == 200  # her Consent, at once
             deny = consent("pb", {"type": "deny", "actor": [actor("Practitioner/d4")]})
             assert (await brahim.post("/Consent", json=deny)).status_code == 201
-            assert (await d4.get("/Patient/pb")).status_code == 404  # his deny, at once
+            assert (await d4.get("/Patient/pb")).status_code == 404  # his deny, at once, over the relationship

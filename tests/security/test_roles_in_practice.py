@@ -127,7 +127,7 @@ async def test_paper_agent_enters_on_behalf_and_sees_only_that(world):
         # the agent corrects what they entered, not anything else
         fixed = {**created.json(), "valueString": "fiche papier (corrigée)"}
         assert (await agent.put(f"/Observation/{obs_id}", json=fixed)).status_code == 200
-        assert (await agent.put("/Observation/obs-b", json=(await brahim.get("/Observation/obs-b")).json())).status_code == 404
+        assert (await agent.put("/Observation/obs-b", json=(await brahim.get("/Observation/obs-b")).json())).status_code == 405
 
 
 async def test_admin_manages_reference_data_only(world):
