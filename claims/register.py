@@ -15,4 +15,5 @@ import claims.operations  # noqa: F401
 import claims.prescribing.checks  # noqa: F401  (checks at prescribing: DetectedIssues)
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401
+import claims.statistics.operations  # noqa: F401  (MeasureReport/$aggregate, $fairness)
 import claims.submission  # noqa: F401

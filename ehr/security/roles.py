@@ -21,6 +21,7 @@ class Role(str, Enum):
     INSURER = "insurer"  # agent or system of one fund (CNSS, CNOPS, AMO Tadamon, mutuelle)
     PAPER_AGENT = "paper-agent"  # enters paper care sheets on a patient's behalf
     ADMIN = "admin"  # reference data and users, no clinical data
+    STATISTICS = "statistics"  # aggregates only (MeasureReport/$aggregate, $fairness): no row of clinical data
     # In-process callers only (auth_required=False, CLI tools): never accepted from a token.
     UNRESTRICTED = "unrestricted"
 
@@ -106,6 +107,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "CoverageEligibilityResponse": "",
     },
     Role.ADMIN: {"@reference": "cruds"},
+    Role.STATISTICS: {"@reference": "rs"},  # the territory code systems; figures only through the operations
     # AuditEvents written through the API are imported records; the server's own trail is
     # served from the append-only audit log and cannot be written at all.
     Role.UNRESTRICTED: {"@clinical": "cruds", "@reference": "cruds", "AuditEvent": "cruds"},
