@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Integer, case, cast, func, literal, select, union_all
+from sqlalchemy import case, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims.clock import HOUR_US
@@ -118,7 +118,7 @@ async def aggregate(conn: AsyncConnection, measure: str, by: tuple[str, ...], pe
         r = ranked.c
 
         def nearest_rank(p: int):  # ceil(p·n/100) in integers, on both databases
-            return func.max(case((r.rn == cast((r.n * p + 99) / 100, Integer), r.delay))) / float(HOUR_US)
+            return func.max(case((r.rn == (r.n * p + 99) // 100, r.delay))) / float(HOUR_US)
 
         q = select(*keys, func.count(func.distinct(r.patient_id)).label("people"), func.count().label("decided"),
                    (100.0 * func.sum(case((r.delay <= DEADLINE_US, 1), else_=0)) / func.count()).label("within-48h"),

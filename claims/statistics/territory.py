@@ -32,15 +32,18 @@ class Area:
     region: str  # the region's code (itself for a region)
 
 
+def _arabic(concept: dict) -> str:
+    return next(d["value"] for d in concept["designation"] if d.get("language") == "ar")
+
+
 @lru_cache(maxsize=1)
 def areas() -> dict[str, Area]:
     """Every region and province by code."""
     cs = next(r for r in static_resources() if r.get("url") == TERRITORY)
     out: dict[str, Area] = {}
     for reg in cs["concept"]:
-        out[reg["code"]] = Area(reg["code"], reg["display"], reg["designation"][0]["value"], reg["code"])
-        for prov in reg["concept"]:
-            out[prov["code"]] = Area(prov["code"], prov["display"], prov["designation"][0]["value"], reg["code"])
+        for concept in (reg, *reg["concept"]):
+            out[concept["code"]] = Area(concept["code"], concept["display"], _arabic(concept), reg["code"])
     return out
 
 
