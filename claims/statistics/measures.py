@@ -60,20 +60,25 @@ class Period:
     end: date  # inclusive
 
 
-def _sheets(period: Period):
-    """The period's care sheets with their places: the relation every measure groups."""
+def _sheets(period: Period, by: tuple[str, ...]):
+    """The period's care sheets, with the places the dimensions ask for: the relation every
+    measure groups (placing people costs a join over their addresses: only when grouped by it)."""
     led = claim_ledger.c
-    patient, provider = placed("patient_place", "Patient"), placed("provider_place", "Practitioner", "Organization")
-    return (
-        select(led.id, led.patient_id, led.fund_code, led.care_setting, led.received_at, led.decided_at,
+    columns = [led.id, led.patient_id, led.fund_code, led.care_setting, led.received_at, led.decided_at,
                led.submitted_cents, led.benefit_cents, led.patient_share_cents,
-               func.substr(led.service_date, 1, 7).label("month"),
-               func.coalesce(patient.c.region, UNPLACED).label("region"),
-               func.coalesce(patient.c.province, UNPLACED).label("province"),
-               func.coalesce(provider.c.region, UNPLACED).label("provider_region"))
-        .select_from(claim_ledger
-                     .outerjoin(patient, patient.c.ref == literal("Patient/") + led.patient_id)
-                     .outerjoin(provider, provider.c.ref == led.provider_ref))
+               func.substr(led.service_date, 1, 7).label("month")]
+    source = claim_ledger
+    if {"region", "province"} & set(by):
+        patient = placed("patient_place", "Patient")
+        source = source.outerjoin(patient, patient.c.ref == literal("Patient/") + led.patient_id)
+        columns += [func.coalesce(patient.c.region, UNPLACED).label("region"),
+                    func.coalesce(patient.c.province, UNPLACED).label("province")]
+    if "provider-region" in by:
+        provider = placed("provider_place", "Practitioner", "Organization")
+        source = source.outerjoin(provider, provider.c.ref == led.provider_ref)
+        columns.append(func.coalesce(provider.c.region, UNPLACED).label("provider_region"))
+    return (
+        select(*columns).select_from(source)
         .where(led.payer_rank == 1, led.use == "claim", led.status != "superseded",
                led.service_date >= period.start.isoformat(), led.service_date <= period.end.isoformat())
         .subquery("sheet")
@@ -95,7 +100,7 @@ def _column(rel, dim: str):
 async def aggregate(conn: AsyncConnection, measure: str, by: tuple[str, ...], period: Period) -> list[dict]:
     """One dict per cell: ``key`` (tuple of the dimensions' values; ``()`` for the whole), ``people``
     and the measure's figures (money in MAD, delays in hours, shares in %)."""
-    s = _sheets(period)
+    s = _sheets(period, by)
     if measure == "refusals":
         reasons, line = _reasons(), claim_decision_line.c
         rel = (select(s, reasons.c.reason, line.id.label("line_id"))
