@@ -17,4 +17,5 @@ import claims.prescribing.checks  # noqa: F401  (checks at prescribing: Detected
 import claims.registry_feed  # noqa: F401
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401
+import claims.statistics.operations  # noqa: F401  (MeasureReport/$aggregate, $fairness)
 import claims.submission  # noqa: F401

@@ -18,7 +18,7 @@ console = Console()
 
 
 def token_command(
-    user: str = typer.Option(..., "--user", help="Demo user: doctor, pharmacist, agent-cnss, agent-cnops, agent-amo-tadamon, patient, paper-agent, admin"),
+    user: str = typer.Option(..., "--user", help="Demo user: doctor, pharmacist, agent-cnss, agent-cnops, agent-amo-tadamon, patient, paper-agent, admin, statistician"),
     scopes: str | None = typer.Option(None, "--scopes", help="Space-separated SMART scopes (default: the role's)"),
     ttl: int | None = typer.Option(None, "--ttl", help="Lifetime in seconds (default SIJILL_TOKEN_TTL_SECONDS)"),
 ) -> None:

@@ -22,6 +22,7 @@ class Role(str, Enum):
     PAPER_AGENT = "paper-agent"  # enters paper care sheets on a patient's behalf
     ADMIN = "admin"  # reference data and users, no clinical data
     REGISTRY = "registry"  # RSU/RNP registries: send registry feeds ($registry-feed), read nothing clinical
+    STATISTICS = "statistics"  # aggregates only (MeasureReport/$aggregate, $fairness): no row of clinical data
     # In-process callers only (auth_required=False, CLI tools): never accepted from a token.
     UNRESTRICTED = "unrestricted"
 
@@ -110,6 +111,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
     Role.ADMIN: {"@reference": "cruds"},
     # Its only write is $registry-feed, applied by the server after the feed's checks.
     Role.REGISTRY: {"@reference": "rs"},
+    Role.STATISTICS: {"@reference": "rs"},  # the territory code systems; figures only through the operations
     # AuditEvents written through the API are imported records; the server's own trail is
     # served from the append-only audit log and cannot be written at all.
     Role.UNRESTRICTED: {"@clinical": "cruds", "@reference": "cruds", "AuditEvent": "cruds"},
