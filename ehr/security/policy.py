@@ -265,6 +265,7 @@ class AccessPolicy:
             self._typed(row, "Patient", patient(row.res_id)),
             self._typed(row, "Coverage", coverage),
             self._typed(row, "MedicationDispense", rules.references(q, row, [H("MedicationDispense", "performer")], refs)),
+            self._typed(row, "Communication", rules.references(q, row, [H("Communication", "sender"), H("Communication", "recipient")], refs)),
             self._typed(row, "Claim", rules.references(q, row, claim_params, refs)),
             self._typed(row, "ClaimResponse", _any([
                 rules.references(q, row, [H("ClaimResponse", "requestor")], refs),

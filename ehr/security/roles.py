@@ -96,6 +96,7 @@ ROLE_PERMISSIONS: dict[Role, dict[str, str]] = {
         "ClaimResponse": "rs",
         "PaymentReconciliation": "rs",  # row rules: the payments made to them or their pharmacy
         "PaymentNotice": "rs",
+        "Communication": "crs",  # messages with the prescriber about a presented prescription
     },
     Role.INSURER: {"@reference": "rs", **_FUND_BUSINESS},
     Role.PAPER_AGENT: {

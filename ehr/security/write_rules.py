@@ -189,10 +189,15 @@ class WritePolicy:
 
     def _pharmacist(self, q: Q, row: Row) -> dict[str, str]:
         me = self.identity.refs
+        presented, _ = self.identity.presented_now(self.policy.now_us)
         return {
             "Claim": self._names(q, row, "Claim", ("provider", "enterer"), me),
             "CoverageEligibilityRequest": self._names(q, row, "CoverageEligibilityRequest", ("provider", "enterer"), me),
             "MedicationDispense": self._names(q, row, "MedicationDispense", ("performer",), me),
+            # a message to the prescriber about a presented prescription line, sent as themselves
+            "Communication": _all(self._only(q, row, "Communication", "sender", me),
+                                  rules.references_where(q, row, [H("Communication", "based-on")], "MedicationRequest",
+                                                         lambda t: q.one_of(t.rid, sorted(presented)))),
         }
 
     def _doctor(self, q: Q, row: Row) -> dict[str, str]:
@@ -200,6 +205,7 @@ class WritePolicy:
         return {
             "Claim": self._names(q, row, "Claim", ("provider", "enterer"), me),
             "MedicationRequest": self._only(q, row, "MedicationRequest", "requester", me),
+            "Communication": self._only(q, row, "Communication", "sender", me),
         }
 
     def _patient(self, q: Q, row: Row) -> dict[str, str]:
