@@ -14,6 +14,7 @@ into a PDF — what any PDF costs here.  Target: p99 < 200 ms.  Writes
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -76,7 +77,8 @@ def report(result: dict) -> str:
         f"# Printed prescription (PDF with signed QR) — {date.today().isoformat()}",
         "",
         f"{result['count']} prescriptions of 1 to 5 lines, A5, Arabic and French, one process, sequential "
-        f"({platform.python_implementation()} {platform.python_version()}, {platform.machine()}).",
+        f"({platform.python_implementation()} {platform.python_version()}, {platform.machine()}, {os.cpu_count()} cores, "
+        f"load average {os.getloadavg()[0]:.1f} at the end of the run: other processes share the cores).",
         "",
         "| what | p50 (ms) | p99 (ms) |",
         "| --- | ---: | ---: |",
