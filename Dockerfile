@@ -4,6 +4,10 @@
 FROM python:3.11-slim AS base
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
+# WeasyPrint's text engine (printable letters and prescriptions as PDF): Pango with HarfBuzz and
+# its subsetter (fonts embedded in a few ms), and a font with Arabic glyphs.
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 \
+    fonts-dejavu-core && rm -rf /var/lib/apt/lists/*
 COPY requirements.lock ./
 RUN pip install --require-hashes -r requirements.lock
 RUN useradd --system --uid 10001 --home-dir /app sijill && mkdir -p /data && chown sijill /data

@@ -180,7 +180,8 @@ def bench(ctx: typer.Context) -> None:
 
     Every option is the harness's own (`sijill bench --help-harness` lists them), e.g.
     `sijill bench --patients 2000 --duration 10 --connections 32`.  `sijill bench claims [options]`
-    runs the care-sheet benchmark instead (`sijill bench claims --help-harness`).
+    runs the care-sheet benchmark instead (`sijill bench claims --help-harness`), `sijill bench
+    prescription-print` the printed prescription's (PDF with QR code).
     """
     from bench.harness import main as bench_main
 
@@ -189,6 +190,10 @@ def bench(ctx: typer.Context) -> None:
         from bench.claims_replay import main as claims_main
 
         raise typer.Exit(claims_main(args[1:]))
+    if args[:1] == ["prescription-print"]:
+        from bench.prescription_print import main as print_main
+
+        raise typer.Exit(print_main(args[1:]))
     raise typer.Exit(bench_main(args))
 
 

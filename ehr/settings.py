@@ -110,6 +110,10 @@ class Settings(BaseSettings):
     # unknown prescription numbers within the window gets 429 until the window slides (stored
     # in rate_limit_storage: a shared Redis makes the count hold across server processes).
     prescription_lookup_misses: str = "10/15 minutes"
+    # The key signing printed prescriptions' QR codes (PEM, Ed25519 or EC P-256); absent: one is
+    # generated once into <data_dir>/prescription-signing-key.pem.  Every server process that
+    # scans must hold the same key (ehr.security.prescription_signature).
+    prescription_signing_key: SecretStr | None = None
     # How long a user's PractitionerRole/Organization memberships are cached in the process.
     identity_cache_seconds: float = Field(default=30.0, ge=0)
 

@@ -105,7 +105,7 @@ async def system_history(request: Request, engine: Engine, settings: AppSettings
 @router.get("/fhir")
 @router.get("/fhir/", include_in_schema=False)
 async def system_search(request: Request, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security):
-    return await _search(engine, settings, prefer, security, None, _query(request))
+    return await search_interaction(engine, settings, prefer, security, None, _query(request))
 
 
 # --- type level --------------------------------------------------------------------------
@@ -121,13 +121,13 @@ async def search_post(request: Request, res_type: ResourceType, engine: Engine, 
                       misses: Misses):
     form = await read_body(request, settings, {"application/x-www-form-urlencoded"})
     params = _query(request) + parse_qsl(form.decode(), keep_blank_values=True)
-    return await _search(engine, settings, prefer, security, res_type, params, misses)
+    return await search_interaction(engine, settings, prefer, security, res_type, params, misses)
 
 
 @router.get("/fhir/{res_type}")
 async def search_get(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security,
                      misses: Misses):
-    return await _search(engine, settings, prefer, security, res_type, _query(request), misses)
+    return await search_interaction(engine, settings, prefer, security, res_type, _query(request), misses)
 
 
 @router.post("/fhir/{res_type}")
@@ -241,7 +241,9 @@ async def delete_endpoint(request: Request, res_type: ResourceType, res_id: str,
 # --- shared ------------------------------------------------------------------------------
 
 
-async def _search(engine, settings, prefer, security: RequestSecurity, res_type, params, misses: MissThrottle | None = None):
+async def search_interaction(engine, settings, prefer, security: RequestSecurity, res_type, params, misses: MissThrottle | None = None):
+    """A search as the caller runs it (``GET /fhir/{type}?…``), answered and audited; a pharmacist's
+    lookup by prescription number presents the prescription (``$scan`` answers through it too)."""
     for listed in search_types(res_type, params):
         security.guard.require(listed, "s")
     check_search(params, SearchLimits.of(settings))

@@ -42,6 +42,12 @@ def presentation_actors(principal: Principal, identity: Identity) -> list[str]:
     return sorted(actors)
 
 
+def miss_keys(security: RequestSecurity) -> list[str]:
+    """What a pharmacy's misses are counted against: the pharmacist and each of their pharmacies."""
+    actors = presentation_actors(security.principal, security.policy.identity)
+    return [f"prescription-miss:{a}" for a in actors or [agent_key(security.principal)]]
+
+
 def _numbered(number: str):
     t = idx_token
     return (t.c.param == _MR_GROUP, t.c.system == SYSTEM, t.c.code == number)
@@ -74,7 +80,7 @@ class Presentation:
 
     @property
     def _keys(self) -> list[str]:
-        return [f"prescription-miss:{a}" for a in self.actors or [agent_key(self.security.principal)]]
+        return miss_keys(self.security)
 
     async def admit(self) -> "Presentation":
         """429 while the pharmacist or their pharmacy has used up their misses."""

@@ -74,25 +74,27 @@ def load_or_create_key(settings: Settings) -> str:
         return settings.dev_issuer_private_key.get_secret_value()
     path: Path = settings.effective_key_file()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        _publish_key(path)
+    if not path.exists() and publish_key(path, _generate_pem()):
+        log.warning("dev issuer: generated a new signing key at %s (set SIJILL_DEV_ISSUER_PRIVATE_KEY to pin one)", path)
     return path.read_text()
 
 
-def _publish_key(path: Path) -> None:
+def publish_key(path: Path, pem: bytes) -> bool:
     """Write a fresh key beside ``path``, complete and synced, then link it into place: a link
     is atomic and fails if the name exists, so when several workers start at once exactly one
-    key wins and every reader sees it whole (never a half-written file)."""
-    fd, tmp = tempfile.mkstemp(prefix=".dev-issuer-key.", dir=path.parent)  # mode 0600
+    key wins and every reader sees it whole (never a half-written file).  False: another
+    worker's key won (use it).  The prescription signing key is published the same way."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # mode 0600
     try:
         with os.fdopen(fd, "wb") as out:
-            out.write(_generate_pem())
+            out.write(pem)
             out.flush()
             os.fsync(out.fileno())
         os.link(tmp, path)
-        log.warning("dev issuer: generated a new signing key at %s (set SIJILL_DEV_ISSUER_PRIVATE_KEY to pin one)", path)
+        return True
     except FileExistsError:
-        pass  # another worker's key won: use it
+        return False
     finally:
         os.unlink(tmp)
 

@@ -27,7 +27,7 @@ from interop.paper.catalogue import TEXTS, Bilingual, formatted, kind, text
 from interop.paper.directory import Actor, Party, actor, load, party
 from interop.paper.formatting import instant_us, local
 from interop.paper.letter import deliver, printed, timezone
-from interop.paper.rendering import HTML, negotiate
+from interop.paper.rendering import HTML, PDF, negotiate
 
 BREAK_GLASS = "BTG"
 _ACTIONS = {"read": "read", "vread": "read", "search-type": "search", "search-system": "search",
@@ -56,10 +56,10 @@ class AccessReport:
     total: int
 
 
-@operation("access-report", levels={"instance"}, types={"Patient"}, produces={HTML}, checks_target=True,
+@operation("access-report", levels={"instance"}, types={"Patient"}, produces={HTML, PDF}, checks_target=True,
            definition="https://fhir.sijill.ma/OperationDefinition/Patient-access-report")
 async def access_report(inv: Invocation):
-    negotiate(inv.request)
+    media = negotiate(inv.request)
     since = _since(inv)
     allowed = await _trail_patients(inv)
     await seal_pending(inv.engine)
@@ -78,7 +78,7 @@ async def access_report(inv: Invocation):
         report = AccessReport(party(patient, identify=True), since, [_access(e, people) for e in events],
                               page.get("total") or len(events))
         stamp = await printed(conn, inv, inv.res_id)
-    return await deliver(inv, "access_report.html", patients=[f"Patient/{inv.res_id}"], report=report, printed=stamp)
+    return await deliver(inv, media, "access_report.html", patients=[f"Patient/{inv.res_id}"], report=report, printed=stamp)
 
 
 def _since(inv: Invocation) -> date | None:

@@ -31,7 +31,7 @@ from interop.paper.catalogue import Bilingual
 from interop.paper.directory import Party, concept_label, fund_name, load, party
 from interop.paper.formatting import display_name, local
 from interop.paper.letter import deliver, printed, timezone
-from interop.paper.rendering import HTML, negotiate
+from interop.paper.rendering import HTML, PDF, negotiate
 
 DECISIONS = {"ExplanationOfBenefit": claim_ledger.c.eob_id, "ClaimResponse": claim_ledger.c.response_id}
 
@@ -80,15 +80,15 @@ class DecisionLetter:
     totals: dict[str, Decimal] = field(default_factory=dict)
 
 
-@operation("letter", levels={"instance"}, types=set(DECISIONS), produces={HTML}, checks_target=True,
+@operation("letter", levels={"instance"}, types=set(DECISIONS), produces={HTML, PDF}, checks_target=True,
            definition="https://fhir.sijill.ma/OperationDefinition/ExplanationOfBenefit-letter")
 async def decision_letter(inv: Invocation):
-    negotiate(inv.request)
+    media = negotiate(inv.request)
     async with read_connection(inv.engine) as conn:
         target, row = await _target(conn, inv)
         letter = await build(conn, row)
         stamp = await printed(conn, inv, row.patient_id, target.version_id)
-    return await deliver(inv, "decision.html", patients=[f"Patient/{row.patient_id}"], letter=letter, printed=stamp)
+    return await deliver(inv, media, "decision.html", patients=[f"Patient/{row.patient_id}"], letter=letter, printed=stamp)
 
 
 async def _target(conn: AsyncConnection, inv: Invocation):

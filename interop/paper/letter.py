@@ -15,7 +15,8 @@ from ehr.store.clock import now_us
 from interop.paper.access import record_printing, request_security
 from interop.paper.directory import Actor, actor
 from interop.paper.formatting import local
-from interop.paper.rendering import html_response, render
+from interop.paper.pdf import render_pdf
+from interop.paper.rendering import PDF, document_response, render
 
 
 @dataclass(frozen=True)
@@ -42,8 +43,10 @@ async def printed(conn: AsyncConnection, inv: Invocation, patient_id: str | None
     return Printed(local(now_us(), timezone()), by, f"{inv.res_type}/{inv.res_id}", version)
 
 
-async def deliver(inv: Invocation, template: str, *, patients: list[str], **context: object) -> Response:
-    """Render, record the printing for each patient shown, then answer."""
+async def deliver(inv: Invocation, media: str, template: str, *, patients: list[str], **context: object) -> Response:
+    """Render (as HTML or PDF: ``media``), record the printing for each patient shown, then answer."""
     body = render(template, **context)
+    if media == PDF:
+        body = await render_pdf(body)
     await record_printing(inv, patients)
-    return html_response(body, f"{inv.res_type}-{inv.res_id}-{inv.request.url.path.rsplit('$', 1)[-1]}")
+    return document_response(body, media, f"{inv.res_type}-{inv.res_id}-{inv.request.url.path.rsplit('$', 1)[-1]}")

@@ -28,7 +28,7 @@ from interop.paper.catalogue import Bilingual
 from interop.paper.directory import Party, fund_name, load, party
 from interop.paper.formatting import display_name
 from interop.paper.letter import deliver, printed
-from interop.paper.rendering import HTML, negotiate
+from interop.paper.rendering import HTML, PDF, negotiate
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,10 @@ class PaymentLetter:
     patients: list[str]  # Patient/<id> whose care the letter shows
 
 
-@operation("letter", levels={"instance"}, types={"PaymentReconciliation"}, produces={HTML}, checks_target=True,
+@operation("letter", levels={"instance"}, types={"PaymentReconciliation"}, produces={HTML, PDF}, checks_target=True,
            definition="https://fhir.sijill.ma/OperationDefinition/PaymentReconciliation-letter")
 async def payment_letter(inv: Invocation):
-    negotiate(inv.request)
+    media = negotiate(inv.request)
     async with read_connection(inv.engine) as conn:
         rec, version = await _reconciliation(conn, inv)
         rows = await _ledger_rows(conn, rec)
@@ -65,7 +65,7 @@ async def payment_letter(inv: Invocation):
         letter = await build(conn, rec, rows, payee_ref)
         payee_id = payee_ref.split("/", 1)[1] if payee_ref and payee_ref.startswith("Patient/") else None
         stamp = await printed(conn, inv, payee_id, version)
-    return await deliver(inv, "payment.html", patients=letter.patients, letter=letter, printed=stamp)
+    return await deliver(inv, media, "payment.html", patients=letter.patients, letter=letter, printed=stamp)
 
 
 async def _reconciliation(conn: AsyncConnection, inv: Invocation) -> tuple[dict, str]:

@@ -1,5 +1,7 @@
-"""Importing this module registers the paper channel's operations (``$letter``, ``$access-report``, ``$assist``)."""
+"""Importing this module registers the paper channel's operations (``$letter``, ``$access-report``, ``$assist``, ``$print``, ``$scan``)."""
 import interop.paper.access_report  # noqa: F401
 import interop.paper.assist  # noqa: F401
 import interop.paper.decision  # noqa: F401
 import interop.paper.payment  # noqa: F401
+import interop.paper.prescription  # noqa: F401
+import interop.paper.scan  # noqa: F401

@@ -6,11 +6,9 @@ language, direction and how to write words, amounts and dates in it.  Values tha
 their left-to-right order inside Arabic text (amounts, dates, identifiers, Latin names) are
 isolated in ``<bdi>``.
 
-Only HTML is served: ``Accept`` (or ``_format``) that allows no HTML gets 406.  A server-side
-PDF would need an engine with Arabic shaping and bidi line breaking — WeasyPrint needs Pango
-(system libraries), the pure-Python options (xhtml2pdf, fpdf2) still break RTL paragraphs or
-need a second, hand-drawn layout of each letter — so the counter prints the page, or saves it
-as PDF, from the browser, whose text engine handles Arabic.
+Served as HTML or as PDF, by ``Accept`` (or ``_format=html|pdf``): the PDF is the same page
+laid out by WeasyPrint (``interop.paper.pdf``), whose text engine (Pango, HarfBuzz) shapes
+Arabic and breaks right-to-left paragraphs; anything else gets 406.
 """
 from __future__ import annotations
 
@@ -26,7 +24,9 @@ from interop.paper.catalogue import CURRENCY, DIRECTION, LANGUAGES, TEXTS, Bilin
 from interop.paper.formatting import NBSP, amount, day
 
 HTML = "text/html"
+PDF = "application/pdf"
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/*", "*/*"})
+_FORMATS = {"html": HTML, "text/html": HTML, "pdf": PDF, PDF: PDF}
 # Inline styles only: nothing external, nothing executable.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
@@ -79,33 +79,39 @@ class Section:
         return _isolated(value, "ltr")
 
 
-def negotiate(request) -> None:
-    """406 unless the client accepts HTML (no ``Accept`` at all means anything)."""
+def negotiate(request) -> str:
+    """The media type to answer (``HTML`` or ``PDF``), the client's most preferred of the two
+    (no ``Accept`` at all means HTML); 406 if it accepts neither."""
     fmt = request.query_params.get("_format")
     if fmt is not None:
-        if fmt.split(";")[0].strip().lower() not in ("html", "text/html"):
+        media = _FORMATS.get(fmt.split(";")[0].strip().lower())
+        if media is None:
             raise _not_acceptable(f"_format={fmt}", "http._format")
-        return
+        return media
     accept = request.headers.get("accept")
     if not accept:
-        return
-    for part in accept.split(","):
+        return HTML
+    offers = []
+    for position, part in enumerate(accept.split(",")):
         media, *params = (p.strip() for p in part.split(";"))
         q = next((p.split("=", 1)[1] for p in params if p.replace(" ", "").startswith("q=")), "1")
         try:
-            accepted = float(q) > 0
+            weight = float(q)
         except ValueError:
-            accepted = False
-        if accepted and media.lower() in HTML_TYPES:
-            return
-    raise _not_acceptable(accept, "http.Accept")
+            weight = 0.0
+        media = media.lower()
+        served = PDF if media == PDF else HTML if media in HTML_TYPES else None
+        if weight > 0 and served is not None:
+            offers.append((-weight, position, served))
+    if not offers:
+        raise _not_acceptable(accept, "http.Accept")
+    return min(offers)[2]
 
 
 def _not_acceptable(asked: str, where: str) -> FHIRError:
     return FHIRError.of(
         406, "not-supported",
-        f"Cette lettre est servie en HTML (text/html; charset=utf-8), prête à imprimer en A4, et non en « {asked} » : "
-        "le serveur ne produit pas de PDF ; imprimez la page, ou enregistrez-la en PDF, depuis le navigateur",
+        f"Ce document est servi en HTML (text/html; charset=utf-8) ou en PDF (application/pdf), et non en « {asked} »",
         where,
     )
 
@@ -115,7 +121,11 @@ def render(template: str, **context: object) -> bytes:
     return page.encode("utf-8")
 
 
-def html_response(body: bytes, filename: str) -> Response:
+def document_response(body: bytes, media: str, filename: str) -> Response:
+    """The page as asked: the HTML as rendered, or its PDF."""
+    if media == PDF:
+        return Response(content=body, status_code=200, media_type=PDF,
+                        headers={"Content-Disposition": f'inline; filename="{filename}.pdf"'})
     return Response(
         content=body, status_code=200, media_type=f"{HTML}; charset=utf-8",
         headers={"Content-Security-Policy": CSP, "Content-Disposition": f'inline; filename="{filename}.html"'},

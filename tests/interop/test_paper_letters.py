@@ -9,9 +9,11 @@ registered him and entered his paper sheet (C, 80 DH); Dr Bennani, who sees him,
 """
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import lxml.html
+import pypdf
 import pytest
 from sqlalchemy import select
 
@@ -231,16 +233,27 @@ async def test_a_sheet_not_decided_yet_has_no_letter(scene):
     assert "pas encore décidée" in resp.json()["issue"][0]["diagnostics"]
 
 
-async def test_html_is_what_is_served(scene):
+async def test_letters_are_html_or_pdf(scene):
     letter = f"/ExplanationOfBenefit/{scene.amina.eob_id}/$letter"
-    for accept in ("application/pdf", "application/fhir+json"):
-        resp = await scene.get(AMINA, letter, Accept=accept)
-        assert resp.status_code == 406, accept
-        issue = resp.json()["issue"][0]
-        assert issue["code"] == "not-supported" and issue["expression"] == ["http.Accept"]
-        assert "text/html" in issue["diagnostics"] and "PDF" in issue["diagnostics"]
-    resp = await scene.get(AMINA, letter + "?_format=pdf")
+    resp = await scene.get(AMINA, letter, Accept="application/fhir+json")
+    assert resp.status_code == 406
+    issue = resp.json()["issue"][0]
+    assert issue["code"] == "not-supported" and issue["expression"] == ["http.Accept"]
+    assert "text/html" in issue["diagnostics"] and "application/pdf" in issue["diagnostics"]
+    resp = await scene.get(AMINA, letter + "?_format=docx")
     assert resp.status_code == 406 and resp.json()["issue"][0]["expression"] == ["http._format"]
+    # PDF when asked for (or preferred), laid out by WeasyPrint: Arabic shaped and in reading order
+    for ask in ({"Accept": "application/pdf"}, {"Accept": "text/html;q=0.5, application/pdf"}):
+        pdf = await scene.get(AMINA, letter, **ask)
+        assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf", ask
+    pages = [p.extract_text() for p in pypdf.PdfReader(io.BytesIO(pdf.content)).pages]
+    assert len(pages) == 2  # Arabic, then French
+    assert "قرار التكفل" in pages[0] and "تمت الموافقة الجزئية على التكفل" in pages[0]
+    assert "Décision de prise en charge" in pages[1] and "80,00" in pages[1]
+    as_format = await scene.get(AMINA, letter + "?_format=pdf")
+    assert as_format.headers["content-type"] == "application/pdf"
+    report = await scene.get(AMINA, "/Patient/pa/$access-report", Accept="application/pdf")
+    assert report.status_code == 200 and "بيان الاطلاع على ملفكم الطبي" in pypdf.PdfReader(io.BytesIO(report.content)).pages[0].extract_text()
     # what a browser sends is fine; other operations still answer FHIR JSON only
     _sections(await scene.get(AMINA, letter, Accept="text/html,application/xhtml+xml,*/*;q=0.8"))
     everything = await scene.get(AMINA, "/Patient/pa/$everything", Accept="text/html")
