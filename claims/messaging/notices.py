@@ -51,8 +51,8 @@ async def notify(ctx_or_conn: Context | AsyncConnection, patient_id: str, event:
         patient_id=patient_id, event=event, about=f"{about}#{params['occurrence']}" if params.get("occurrence") else about,
         communication_id=comm_id, status="pending",
         attempts=0, next_attempt_at=now, created_at=now,
-    ).on_conflict_do_nothing(index_elements=["patient_id", "event", "about"]))
-    if queued.rowcount == 0:
+    ).on_conflict_do_nothing(index_elements=["patient_id", "event", "about"]).returning(message_outbox.c.id))
+    if queued.first() is None:
         return  # already told
     res = communication(patient_id, event, about, params)
     if isinstance(ctx_or_conn, Context):
