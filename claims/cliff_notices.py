@@ -4,8 +4,8 @@ Event ``coverage-ending`` when a feed ends a coverage on the threshold (the pati
 treating doctor — the practitioners of the patient's Encounters, CareTeams and EpisodesOfCare
 that are not void — and the fund, each addressed their own Communication), ``ald-transition``
 when the worker reminds the patient and the fund that an ALD transition is about to end.
-Written ``in-progress``: the messaging branch delivers them (SMS, e-mail) and completes them;
-its ``claims/messaging/notices.py: notify`` is to replace ``communication`` below when it lands.
+The patient's notice goes through ``claims.messaging.notices.notify`` (delivered by SMS or
+e-mail, then completed); the doctors' and the fund's are written here, ``in-progress``.
 No clinical detail: dates, regimes and what to do, never the illness.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from claims.clock import now_us, to_instant
 from claims.lookups import patient_records
+from claims.messaging.notices import notify
 from claims.settings import ClaimsSettings
 from claims.tables import coverage_transition
 from claims.transition import REGIME_AR, REGIME_FR
@@ -68,11 +69,15 @@ async def notify_ending(ctx: Context, patient_id: str, coverage_id: str, fund_re
     """The patient, their treating doctors and the fund, each told ahead of the end date."""
     fr, ar = ending_texts(ends_on, next_regime, until)
     about = f"Coverage/{coverage_id}"
-    recipients = [f"Patient/{patient_id}", *await treating_doctors(ctx.conn, patient_id), fund_ref]
+    # The patient through the messaging front door (SMS/e-mail, the catalogue's short text, once
+    # per end date); the doctors and the fund read theirs in the server.
+    await notify(ctx, patient_id, "coverage-ending", about, {"regime": "AMO", "date": ends_on.strftime("%d/%m/%Y"),
+                                                             "occurrence": ends_on.isoformat()})
+    recipients = [*await treating_doctors(ctx.conn, patient_id), fund_ref]
     await store_many(ctx, [NewVersion("Communication", str(uuid.uuid4()),
                                       communication(patient_id, r, "coverage-ending", about, fr, ar), "POST", None)
                            for r in recipients])
-    return len(recipients)
+    return len(recipients) + 1
 
 
 async def remind_due(engine: AsyncEngine, settings: ClaimsSettings, base_url: str, today: date) -> int:
@@ -91,10 +96,13 @@ async def remind_due(engine: AsyncEngine, settings: ClaimsSettings, base_url: st
             nxt_fr = f" Inscrivez-vous à : {REGIME_FR.get(row.next_regime, row.next_regime)}." if row.next_regime else ""
             fr = f"Rappel : la période de transition de vos soins de longue durée prend fin le {row.transition_until}.{nxt_fr}"
             ar = f"تذكير: تنتهي الفترة الانتقالية لعلاجاتكم طويلة الأمد بتاريخ {row.transition_until}."
-            for recipient in (f"Patient/{row.patient_id}", row.fund_ref):
-                items.append(NewVersion("Communication", str(uuid.uuid4()), communication(
-                    row.patient_id, recipient, "ald-transition", f"Coverage/{row.coverage_id}", fr, ar), "POST", None))
-        await store_many(Context(conn, base_url), items)
+            items.append(NewVersion("Communication", str(uuid.uuid4()), communication(
+                row.patient_id, row.fund_ref, "ald-transition", f"Coverage/{row.coverage_id}", fr, ar), "POST", None))
+        ctx = Context(conn, base_url)
+        for row in due:  # the patient through the messaging front door (SMS/e-mail)
+            until = date.fromisoformat(row.transition_until).strftime("%d/%m/%Y")
+            await notify(ctx, row.patient_id, "ald-transition", f"Coverage/{row.coverage_id}", {"date": until})
+        await store_many(ctx, items)
         await conn.execute(update(coverage_transition).where(t.id.in_([r.id for r in due])).values(reminded_at=now_us()))
     return len(due)
 

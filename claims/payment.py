@@ -33,6 +33,8 @@ from claims import ledger
 from claims.caresheet import any_reference, today
 from claims.clock import day_bounds, now_us, to_instant
 from claims.lookups import resources_by_id
+from claims.messaging.notices import notify
+from claims.messaging.status_code import code_for, shown
 from claims.money import from_cents, money
 from claims.settings import get_claims_settings
 from claims.tables import claim_appeal, claim_ledger, claim_payment
@@ -205,6 +207,11 @@ async def pay_day(engine: AsyncEngine, day: date, *, base_url: str, tz: str) -> 
             await _record_paid(conn, batch, day, rec.res_id, notice.res_id, now)
             done.append((rec.res_id, batch.fund_code, batch.payee_ref, len(batch.details), batch.total_cents))
             paid += [(d, _number(rec_id)) for d in batch.details]
+            if batch.payee != "provider":  # the insured is reimbursed: tell the patient cared for
+                for d in (d for d in batch.details if d.amount_cents > 0):
+                    await notify(ctx, d.row.patient_id, "payment", f"ClaimResponse/{d.row.response_id}", {
+                        "amount": str(from_cents(d.amount_cents)), "date": day.strftime("%d/%m/%Y"), "occurrence": rec_id,
+                        "code": shown(await code_for(conn, d.row.claim_id))})
         await mark_paid(ctx, paid, day, now)
     return PaymentSummary(day, done)
 

@@ -18,6 +18,8 @@ from claims.adjudication.model import CoverageFacts, Decision
 from claims.clock import deadline
 from claims.ledger import LedgerRow
 from claims.money import cents
+from claims.messaging.notices import notify
+from claims.messaging.status_code import code_for, shown
 from claims.notify import Subscriptions
 from claims.responses import decided_response, explanation_of_benefit, queued_response
 from claims.tables import claim_decision_line, claim_review_task
@@ -135,6 +137,10 @@ async def record_decisions(
     )
     if subscriptions.active:
         await subscriptions.enqueue_many(ctx.conn, [orjson.loads(w.content) for w in written[::2]], now)
+    for it in items:
+        if it.row.use == "claim":  # the patient is told of each insurer's decision and what they owe
+            await notify(ctx, it.row.patient_id, "claim-decided", f"ClaimResponse/{it.row.response_id}", {
+                "code": shown(await code_for(ctx.conn, it.row.claim_id)), "owed": str(it.decision.patient_share)})
     await open_complementary(ctx, [
         (it.row, it.claim, cov, rank)
         for it in items if it.row.payer_rank == 1 and it.row.use == "claim" and it.decision.patient_share > 0

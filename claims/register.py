@@ -10,6 +10,7 @@ review clock), and what an operator watches (``claims.observe``).
 import claims.dispense_operations  # noqa: F401  ($remaining, $price, $bill)
 import claims.dispensing  # noqa: F401  (dispensing under a lock)
 import claims.eligibility  # noqa: F401
+import claims.messaging.register  # noqa: F401  (patient SMS/e-mail notices, GET /status/{code})
 import claims.notify  # noqa: F401
 import claims.observe  # noqa: F401  (claims gauges, the queue's readiness check)
 import claims.operations  # noqa: F401

@@ -4,7 +4,7 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 RULESETS_DIR = Path(__file__).resolve().parent / "rulesets"
 
@@ -24,6 +24,17 @@ class ClaimsSettings(BaseModel):
     timezone: str = "Africa/Casablanca"
     ald_transition_days: dict[str, int] = Field(default_factory=dict)  # per fund code; others: 90
     transition_renotify_days: int = Field(default=15, ge=1)
+    sms_gateway_url: str | None = None
+    sms_gateway_token: SecretStr | None = None
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "Sijill <no-reply@sijill.ma>"
+    messaging_language: str = "fr"
+    messaging_quick_retries: int = Field(default=3, ge=1)
+    messaging_max_rounds: int = Field(default=4, ge=1)
     clock_speedup: float = Field(default=1.0, ge=1.0)  # benchmarks only: see claims/clock.py
     clock_start: datetime | None = None
     clock_origin: datetime | None = None

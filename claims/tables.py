@@ -277,5 +277,35 @@ coverage_transition = Table(
     Index("ix_coverage_transition_remind", "closed_at", "reminded_at", "transition_until"),
 )
 
+# Patient notifications to send by SMS or e-mail (claims.messaging): one row per (patient,
+# event, resource concerned), unique, so a retry or a replay of the same event never sends
+# twice.  The row is written with its Communication, in the event's own transaction.
+message_outbox = Table(
+    "message_outbox",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("event", String(40), nullable=False),  # claim-decided, payment, care-started …
+    Column("about", String(130), nullable=False),  # ClaimResponse/<id>, Patient/<id> …
+    Column("communication_id", String(64), nullable=False),
+    Column("status", String(12), nullable=False),  # pending | sent | not-done
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("sent_at", BigInteger, nullable=True),
+    UniqueConstraint("patient_id", "event", "about", name="ux_message_outbox_event"),
+    Index("ix_message_outbox_due", "status", "next_attempt_at"),
+)
+
+# The short status code printed on letters and receipts (claims.messaging.status_code): a
+# random code per care sheet, so a code reveals nothing and cannot be derived from an id.
+claim_status_code = Table(
+    "claim_status_code",
+    metadata,
+    Column("code", String(8), primary_key=True),
+    Column("claim_id", String(64), nullable=False, unique=True),
+)
+
 CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal, dispense_line,
-                registry_feed, coverage_transition)
+                registry_feed, coverage_transition, message_outbox, claim_status_code)

@@ -45,6 +45,7 @@ from claims.clock import HOUR_US, now_us
 from claims.corrections import supersede_on_decision
 from claims.coverage import coverage_facts, payor_refs
 from claims.ledger import LedgerRow
+from claims.messaging.dispatch import deliver_messages
 from claims.lookups import resources_by_id
 from claims.money import from_cents
 from claims.notify import Subscriptions, deliver_due
@@ -257,6 +258,7 @@ class Worker:
                 try:
                     done = await self.run_once()
                     sent = await deliver_due(self.engine, self.settings, http) if deliver else 0
+                    sent += await deliver_messages(self.engine, self.settings, http, base_url=self.base_url) if deliver else 0
                     if not done and not sent:
                         await remind_due(self.engine, self.settings, self.base_url,
                                          today(self.settings.timezone))  # ALD transitions about to end

@@ -8,10 +8,14 @@ anything is stored, inside the same transaction; ``write_preparers`` run just be
 may complete the resource with what the server assigns (a prescription number), knowing the
 version it replaces.  ``routers``: endpoints a package serves ahead
 of the generic ``/fhir/{type}`` ones, negotiating their own media types (raw ``Binary`` bodies).
+``patient_notifier``: how the server tells a patient of an event concerning their file
+(``$start-care``, ``$break-glass``): the messaging package's ``notify`` (claims/messaging).
 """
 from __future__ import annotations
 
 from typing import Awaitable, Callable
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.interactions.context import Context, Result
 from ehr.outcome import FHIRError
@@ -31,6 +35,15 @@ bulk_submission_handlers: dict[str, BulkSubmissionHandler] = {}
 write_validators: list[WriteValidator] = []
 write_preparers: list[WritePreparer] = []
 routers: list = []  # fastapi.APIRouter, included by ehr.app before the generic routes
+# (connection, patient id, event, the resource concerned, parameters of the text)
+PatientNotifier = Callable[[AsyncConnection, str, str, str, dict], Awaitable[None]]
+patient_notifiers: list[PatientNotifier] = []
+
+
+async def notify_patient(conn: AsyncConnection, patient_id: str, event: str, about: str, params: dict) -> None:
+    """Tell the patient (in their record, then by SMS or e-mail), in the caller's transaction."""
+    for notifier in patient_notifiers:
+        await notifier(conn, patient_id, event, about, params)
 
 
 def submission(res_type: str) -> Callable[[SubmissionHandler], SubmissionHandler]:

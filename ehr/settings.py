@@ -169,6 +169,20 @@ class Settings(BaseSettings):
     # `sijill worker` serves its Prometheus metrics on this port (unset: none).
     claims_worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Business day boundaries (SLA report, daily payments) are Moroccan days.
+    # Patient notifications by SMS and e-mail (claims/messaging, docs/messaging.md).  No gateway
+    # or SMTP host configured: that channel is not used (the Communication is marked not-done).
+    claims_sms_gateway_url: str | None = None  # POST {"to": "+212…", "text": "…"} (JSON)
+    claims_sms_gateway_token: SecretStr | None = None  # sent as "Authorization: Bearer …"
+    claims_smtp_host: str | None = None
+    claims_smtp_port: int = Field(default=25, ge=1, le=65535)
+    claims_smtp_starttls: bool = False
+    claims_smtp_username: str | None = None
+    claims_smtp_password: SecretStr | None = None
+    claims_smtp_sender: str = "Sijill <no-reply@sijill.ma>"
+    claims_messaging_language: str = Field(default="fr", pattern="^(fr|ar)$")  # when the patient states none
+    claims_messaging_quick_retries: int = Field(default=3, ge=1)  # in-process tries of one round
+    claims_messaging_max_rounds: int = Field(default=4, ge=1)  # rounds (spaced by the notify backoff) before not-done
+    claims_status_code_rate: str = "10/minute"  # GET /status/{code} per network address
     claims_timezone: str = "Africa/Casablanca"
     # A lab or imaging test ordered again within this many days of the same test done or
     # ordered warns the doctor (claims/prescribing); SIJILL_DUPLICATE_TEST_DAYS, 0 turns it off.
@@ -184,7 +198,8 @@ class Settings(BaseSettings):
     claims_clock_start: datetime | None = None
     claims_clock_origin: datetime | None = None
 
-    @field_validator("rate_limit", "rate_limit_anonymous", "presence_miss_limit", "prescription_lookup_misses")
+    @field_validator("rate_limit", "rate_limit_anonymous", "presence_miss_limit", "prescription_lookup_misses",
+                     "claims_status_code_rate")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on "ten per minute"

@@ -2,7 +2,7 @@
 
 ``POST /fhir/Patient/{id}/$break-glass`` with a Parameters ``reason`` (valueString), by a doctor.
 In one transaction it stores the grant (``break_glass_grant``, ``break_glass_minutes`` long),
-writes a ``Communication`` to the patient (in their record, so they see it), and appends the
+tells the patient (``ehr.hooks.notify_patient``: a Communication in their record, then SMS or e-mail), and appends the
 grant's AuditEvent (purposeOfUse BTG).  While the grant lasts, the policy opens the patient's
 whole record to that doctor (overriding denies and hidden categories) and every access is
 flagged BTG in the trail.  A doctor who already has access (a care relationship, a Consent,
@@ -15,10 +15,12 @@ import uuid
 import orjson
 from fastapi import Request
 
+from ehr.hooks import notify_patient
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
 from ehr.rest.http import fhir_response
 from ehr.security.audit import append, break_glass_event
+from ehr.security.care import doctor_label
 from ehr.security.principal import BreakGlassGrant, Principal
 from ehr.security.roles import Role
 from ehr.security.tables import break_glass_grant
@@ -47,29 +49,6 @@ def _security(request: Request):
     return security
 
 
-def notification(patient_id: str, principal: Principal, grant: BreakGlassGrant, sent_us: int) -> dict:
-    """The message the patient finds in their record."""
-    who = principal.fhir_user or principal.subject
-    text = (
-        f"Votre dossier médical a été ouvert en urgence (bris de glace) par {who} le {to_instant(sent_us)}, "
-        f"jusqu'au {to_instant(grant.expires_at)}. Motif déclaré : {grant.reason}"
-    )
-    comm = {
-        "resourceType": "Communication",
-        "status": "completed",
-        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/communication-category", "code": "alert"}]}],
-        "priority": "urgent",
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "recipient": [{"reference": f"Patient/{patient_id}"}],
-        "sent": to_instant(sent_us),
-        "reasonCode": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG", "display": "break the glass"}]}],
-        "payload": [{"contentString": text}],
-    }
-    if principal.fhir_user:
-        comm["sender"] = {"reference": principal.fhir_user}
-    return comm
-
-
 @operation("break-glass", levels={"instance"}, types={"Patient"}, affects_state=True, definition=DEFINITION)
 async def break_glass(inv: Invocation):
     security = _security(inv.request)
@@ -85,14 +64,17 @@ async def break_glass(inv: Invocation):
         if await repository.current(conn, "Patient", inv.res_id, access=security.policy) is not None:
             raise FHIRError.of(422, "business-rule", f"You already have access to Patient/{inv.res_id}; break-the-glass is not needed")
         now = now_us()
+        grant_id = str(uuid.uuid4())
         grant = BreakGlassGrant(f"Patient/{inv.res_id}", reason, now, now + minutes * 60_000_000)
         await conn.execute(
             break_glass_grant.insert().values(
-                id=str(uuid.uuid4()), actor=principal.fhir_user, subject=principal.subject, patient_id=inv.res_id,
+                id=grant_id, actor=principal.fhir_user, subject=principal.subject, patient_id=inv.res_id,
                 reason=reason, granted_at=grant.granted_at, expires_at=grant.expires_at,
             )
         )
-        await repository.write(conn, "Communication", str(uuid.uuid4()), notification(inv.res_id, principal, grant, now), method="POST", prior=None)
+        await notify_patient(conn, inv.res_id, "break-glass", principal.fhir_user, {
+            "doctor": await doctor_label(conn, principal.fhir_user), "date": to_instant(now)[:10],
+            "sender": principal.fhir_user, "occurrence": grant_id})
         audit = security.audit
         await append(conn, [break_glass_event(principal.with_break_glass(grant), grant, address=audit.address, site=audit.site)])
         audit.recorded = True

@@ -9,14 +9,13 @@
   ``birthDate``) and an optional ``reason``.  It opens a care relationship of
   ``care_start_days`` — the doctor's read rule then includes the patient — records it in the
   patient's trail (subtype ``$start-care``) and tells them by a ``Communication`` in their
-  record, in French and Arabic.  404 for an unknown id and a wrong proof alike.
+  record, in French and Arabic, and by SMS or e-mail (``ehr.hooks.notify_patient``: once per doctor).  404 for an unknown id and a wrong proof alike.
 """
 from __future__ import annotations
 
-import uuid
-
 import orjson
 
+from ehr.hooks import notify_patient
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
 from ehr.rest.http import fhir_response
@@ -31,7 +30,6 @@ from ehr.store.db import read_connection
 MATCH_DEFINITION = "http://hl7.org/fhir/OperationDefinition/Patient-match"
 START_DEFINITION = "https://fhir.sijill.ma/OperationDefinition/Patient-start-care"
 MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
-CATEGORY = "http://terminology.hl7.org/CodeSystem/communication-category"
 MAX_REASON = 1000
 
 
@@ -79,27 +77,10 @@ def doctor_name(practitioner: dict | None, fallback: str) -> str:
     return fallback
 
 
-def notification(grant: Grant, doctor: str, doctor_ref: str) -> dict:
-    """The message the patient finds in their record (and their app)."""
-    until = to_instant(grant.expires_at)[:10]
-    text = (
-        f"{doctor} a ouvert votre dossier médical le {to_instant(grant.granted_at)[:10]} pour vous soigner, "
-        f"jusqu'au {until}. Si vous n'avez pas consulté ce médecin, signalez-le.\n"
-        f"فتح {doctor} ملفكم الطبي بتاريخ {to_instant(grant.granted_at)[:10]} من أجل علاجكم، إلى غاية {until}. "
-        f"إذا لم تستشيروا هذا الطبيب، يرجى التبليغ عن ذلك."
-    )
-    if grant.reason:
-        text += f"\nMotif / السبب : {grant.reason}"
-    return {
-        "resourceType": "Communication",
-        "status": "completed",
-        "category": [{"coding": [{"system": CATEGORY, "code": "notification"}]}],
-        "subject": {"reference": f"Patient/{grant.patient_id}"},
-        "recipient": [{"reference": f"Patient/{grant.patient_id}"}],
-        "sender": {"reference": doctor_ref},
-        "sent": to_instant(grant.granted_at),
-        "payload": [{"contentString": text}],
-    }
+async def doctor_label(conn, doctor_ref: str) -> str:
+    """The name a patient is told for the doctor ``Practitioner/<id>`` (the reference if none)."""
+    practitioner = await repository.current(conn, *doctor_ref.split("/", 1))
+    return doctor_name(practitioner.resource() if practitioner and not practitioner.deleted else None, doctor_ref)
 
 
 @operation("start-care", levels={"instance"}, types={"Patient"}, affects_state=True, checks_target=True,
@@ -109,10 +90,11 @@ async def start_care(inv: Invocation):
     reason = _reason(inv)
 
     async def tell_patient(conn, grant: Grant) -> None:
-        practitioner = await repository.current(conn, *principal.fhir_user.split("/", 1))
-        name = doctor_name(practitioner.resource() if practitioner and not practitioner.deleted else None, principal.fhir_user)
-        await repository.write(conn, "Communication", str(uuid.uuid4()), notification(grant, name, principal.fhir_user),
-                               method="POST", prior=None)
+        name = await doctor_label(conn, principal.fhir_user)
+        # The first time this doctor opens the file: the same doctor again is not news.
+        await notify_patient(conn, grant.patient_id, "care-started", principal.fhir_user, {
+            "doctor": name, "date": to_instant(grant.granted_at)[:10], "until": to_instant(grant.expires_at)[:10],
+            "sender": principal.fhir_user})
 
     grant = await open_grant(inv, PRESENCE_CARE, inv.settings.care_start_days * 24 * 60, reason, also=tell_patient)
     return fhir_response(orjson.dumps(grant_parameters(grant)))

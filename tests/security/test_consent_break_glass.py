@@ -119,7 +119,8 @@ async def test_break_the_glass_end_to_end(world):
         # the patient is told, in her own record
         notes = (await amina.get("/Communication", params={"recipient": "Patient/pa"})).json()
         texts = [e["resource"]["payload"][0]["contentString"] for e in notes.get("entry", [])]
-        assert any("Practitioner/d4" in t and "inconsciente" in t for t in texts)
+        assert any("ouvert en urgence" in t and "D4" in t for t in texts)
+        assert not any("inconsciente" in t for t in texts)  # the reason may be clinical: never in an SMS
 
         # and sees who opened her file, when and why: flagged BTG
         trail = (await amina.get("/AuditEvent", params={"patient": "Patient/pa", "_count": 100})).json()

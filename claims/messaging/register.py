@@ -1,0 +1,7 @@
+"""Plugs patient messaging in: ``notify`` behind ``ehr.hooks.notify_patient``, ``GET /status/{code}``."""
+from claims.messaging.notices import notify
+from claims.messaging.status_code import router
+from ehr import hooks
+
+hooks.patient_notifiers.append(notify)
+hooks.routers.append(router)
