@@ -11,6 +11,7 @@ DEMO_PATIENTS ?= 200
 # project itself with its test tools.
 $(STAMP): pyproject.toml requirements.lock
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found; set PYTHON=python3"; exit 1; }
+	@bash tools/system-packages.sh
 	@echo "==> Creating $(VENV) and installing the locked dependencies (requirements.lock): about a minute"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip==26.3
