@@ -62,6 +62,9 @@ def _world() -> list[dict]:
          "subscriber": {"reference": "Patient/pa"}, "payor": [{"reference": "Organization/cnss"}], "period": {"start": "2020-01-01"}},
         {"resourceType": "Coverage", "id": "cov-b", "status": "active", "beneficiary": {"reference": "Patient/pb"},
          "subscriber": {"reference": "Patient/pb"}, "payor": [{"reference": "Organization/cnops"}], "period": {"start": "2020-01-01"}},
+        {"resourceType": "Encounter", "id": "enc-a", "status": "finished", "class": {"code": "AMB"},
+         "subject": {"reference": "Patient/pa"}, "participant": [{"individual": {"reference": "Practitioner/d1"}}],
+         "period": {"start": recent, "end": recent}},
         {"resourceType": "Encounter", "id": "enc-b", "status": "finished", "class": {"code": "AMB"},
          "subject": {"reference": "Patient/pb"}, "participant": [{"individual": {"reference": "Practitioner/d1"}}],
          "period": {"start": recent, "end": recent}},
@@ -87,12 +90,11 @@ class Scene:
     async def build(self) -> "Scene":
         s = self.app.state.security.settings
         opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, False)
-        entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in _world()]
+        # Brahim is registered by the population register; his paper care sheet comes through the counter.
+        brahim = _person("Patient", "pb", "Berrada", "Brahim", gender="male", birthDate="1975-06-07",
+                         identifier=[{"system": CIN, "value": "CD654321"}])
+        entries = [{"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}} for r in [*_world(), brahim]]
         await transaction(self.app.state.engine, {"resourceType": "Bundle", "type": "transaction", "entry": entries}, opts)
-        async with self.client(COUNTER) as counter:  # Brahim registered at the counter
-            brahim = _person("Patient", "pb", "Berrada", "Brahim", gender="male", birthDate="1975-06-07",
-                             identifier=[{"system": CIN, "value": "CD654321"}])
-            assert (await counter.put("/Patient/pb", json=brahim)).status_code == 201
         self.amina_claim = await self.submit(DOCTOR, _sheet("pa", "cov-a", "cnss", [
             b.act("C", 80, b.days_ago(3)), b.act("XYZ", 50, b.days_ago(3))]))
         self.brahim_claim = await self.submit(COUNTER, _sheet("pb", "cov-b", "cnops", [b.act("C", 80, b.days_ago(2))]))
@@ -322,10 +324,15 @@ async def test_the_access_report_shows_who_looked_and_the_printing_itself(scene)
     ar_rows = [text(r, "what") for r in ar.xpath(".//tr[contains(@class, 'access')]")]
     assert ar_rows[0] == "رسالة مطبوعة لدى الشباك — قرار التكفل"
 
-    # the counter agent who registered Brahim prints it for him; it is in his trail too
+    # at the counter, Brahim proves who he is and the agent prints it for him; it is in his trail too
+    assert (await scene.get(COUNTER, report)).status_code == 404  # not without him
+    async with scene.client(COUNTER) as counter:
+        proof = {"resourceType": "Parameters", "parameter": [
+            {"name": "identifier", "valueIdentifier": {"system": CIN, "value": "CD654321"}}, {"name": "birthDate", "valueDate": "1975-06-07"}]}
+        assert (await counter.post("/Patient/pb/$assist", json=proof, headers={"Accept": "application/fhir+json"})).status_code == 200
     _, by_counter = _sections(await scene.get(COUNTER, report)).values()
-    first = by_counter.xpath(".//tr[contains(@class, 'access')]")[0]
-    assert text(first, "what") == "Relevé des accès imprimé" and "Brahim Berrada, le patient" == text(first, "who")
+    seen = [[text(r, "what"), text(r, "who")] for r in by_counter.xpath(".//tr[contains(@class, 'access')]")]
+    assert ["Relevé des accès imprimé", "Brahim Berrada, le patient"] in seen
     assert "par Samira Idrissi, agent d'accueil (guichet)" in text(by_counter, "printed")
     again = _sections(await scene.get(BRAHIM, report))["fr"]
     assert text(again.xpath(".//tr[contains(@class, 'access')]")[0], "what") == "Relevé des accès imprimé au guichet"

@@ -60,8 +60,11 @@ async def test_every_demo_user_round_trips(rsa_key, username):
 
 
 def test_demo_users_cover_every_role_and_fund():
-    users = demo_directory().users.values()
-    assert {u.role for u in users} == set(Role) - {Role.UNRESTRICTED}
+    directory = demo_directory()
+    users = directory.users.values()
+    # The registries are system clients only (no person signs in as the RSU register).
+    assert {u.role for u in users} == set(Role) - {Role.UNRESTRICTED, Role.REGISTRY}
+    assert {c.role for c in directory.clients.values()} >= {Role.INSURER, Role.PHARMACIST, Role.REGISTRY}
     assert {u.fund for u in users if u.role is Role.INSURER} == {"Organization/cnss", "Organization/cnops", "Organization/amo-tadamon"}
 
 

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from .test_access_matrix import _read_in_process, ids, observation
-from .world import RX
+from .world import RX, RX_A
 
 PATCH = {"Content-Type": "application/json-patch+json"}
 
@@ -245,13 +245,17 @@ async def test_patient_writes_only_about_herself(world):
 async def test_pharmacist_writes_for_presented_prescriptions_as_the_pharmacy(world):
     dispense = {"resourceType": "MedicationDispense", "status": "completed", "medicationCodeableConcept": {"text": "Amoxicilline 1g"},
                 "subject": {"reference": "Patient/pa"}, "authorizingPrescription": [{"reference": "MedicationRequest/mr-a"}],
-                "performer": [{"actor": {"reference": "Organization/ph-org"}}]}
+                "performer": [{"actor": {"reference": "Organization/ph-org"}}], "quantity": {"value": 1}}
     async with world.client("PH") as ph:
-        assert forbidden(await ph.post("/MedicationDispense", json=dispense))  # nothing presented yet
-        await ph.get("/MedicationRequest", params={"identifier": f"{RX}|RX-A"})
+        unseen = await ph.post("/MedicationDispense", json=dispense)  # nothing presented yet: the line is unknown to them
+        missing = await ph.post("/MedicationDispense", json={**dispense, "authorizingPrescription": [{"reference": "MedicationRequest/mr-x"}]})
+        assert unseen.status_code == missing.status_code == 422
+        assert unseen.json()["issue"][0]["code"] == missing.json()["issue"][0]["code"] == "not-found"
+        await ph.get("/MedicationRequest", params={"group-identifier": f"{RX}|{RX_A}"})
         other = {**dispense, "performer": [{"actor": {"reference": "Organization/cnss"}}]}
         assert forbidden(await ph.post("/MedicationDispense", json=other))  # as another organisation
-        assert forbidden(await ph.post("/MedicationDispense", json={**dispense, "subject": {"reference": "Patient/pb"}}))
+        elsewhere = await ph.post("/MedicationDispense", json={**dispense, "subject": {"reference": "Patient/pb"}})
+        assert elsewhere.status_code == 422 and elsewhere.json()["issue"][0]["expression"] == ["MedicationDispense.subject"]
         assert (await ph.post("/MedicationDispense", json=dispense)).status_code == 201
 
 
