@@ -70,7 +70,7 @@ def notification(patient_id: str, principal: Principal, grant: BreakGlassGrant, 
     return comm
 
 
-@operation("break-glass", levels={"instance"}, types={"Patient"}, affects_state=True, definition=DEFINITION)
+@operation("break-glass", levels={"instance"}, types={"Patient"}, affects_state=True, callers={Role.DOCTOR}, definition=DEFINITION)
 async def break_glass(inv: Invocation):
     security = _security(inv.request)
     principal: Principal = security.principal

@@ -57,6 +57,7 @@ class AccessReport:
 
 
 @operation("access-report", levels={"instance"}, types={"Patient"}, produces={HTML}, checks_target=True,
+           callers={Role.PATIENT, Role.PAPER_AGENT},
            definition="https://fhir.sijill.ma/OperationDefinition/Patient-access-report")
 async def access_report(inv: Invocation):
     negotiate(inv.request)
