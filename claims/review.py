@@ -65,11 +65,10 @@ _TASK_NS = uuid.UUID("6f1f3a52-4c1e-4b8e-9a57-5e0d2b1c7a10")
 
 
 def _agent(inv: Invocation, fund_ref: str | None) -> str:
-    """Who acts: the token's user (an agent of this claim's fund), else the ``agent`` parameter."""
+    """Who acts: the token's user (an agent of this claim's fund: the operations admit insurers
+    only), else the ``agent`` parameter."""
     who = caller(inv)
     if who is not None and who.role is not Role.UNRESTRICTED:
-        if who.role is not Role.INSURER:
-            raise FHIRError.of(403, "forbidden", "Seuls les agents d'un organisme décident des feuilles de soins")
         if fund_ref is not None and who.fund != fund_ref:
             raise FHIRError.of(403, "forbidden", f"Cette feuille relève de {fund_ref}, pas de {who.fund}")
         return who.fhir_user or who.subject
