@@ -72,7 +72,7 @@ async def test_everything_names_no_one_only_hidden_records_refer_to(clinic):
         ("D1", "/Patient?_id=pa&_revinclude=Observation:subject&_include:iterate=Observation:performer",
          {"Observation/obs-a-psy", PSY_CLINIC}, {"Observation/obs-a", "Practitioner/d1"}),
         ("D1", "/Observation?patient=Patient/pa&_include=*", {PSY_CLINIC}, {"Practitioner/d1", "Encounter/enc-a"}),
-        ("D1", "/Patient?_id=pa&_revinclude=*&_include:iterate=*",
+        ("D1", "/Patient?_id=pa&_revinclude=*&_include:iterate=Observation:performer&_include:iterate=Condition:asserter",
          {"Condition/cond-a-psy", "Observation/obs-a-psy", PSY_DOC, PSY_CLINIC}, {"Observation/obs-a", "Practitioner/d1"}),
         # reverse: the directory entry is public, the records naming it are not
         ("D1", "/Practitioner?_id=psy-doc&_revinclude=Condition:asserter", {"Condition/cond-a-psy"}, {PSY_DOC}),
