@@ -117,6 +117,7 @@ class Filing:
 
 
 @operation("appeal", levels={"instance"}, types={"Claim"}, affects_state=True,
+           callers={Role.DOCTOR, Role.PHARMACIST, Role.PATIENT, Role.PAPER_AGENT, Role.INSURER},
            definition="https://fhir.sijill.ma/OperationDefinition/Claim-appeal")
 async def appeal(inv: Invocation):
     reason = inv.first("reason")

@@ -28,15 +28,17 @@ from ehr.interactions.transaction import transaction
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
 from ehr.rest.http import fhir_response
+from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.db import read_connection
+
 
 def _quantity(value: Decimal, unit: dict) -> dict:
     return {"value": int(value) if value == value.to_integral_value() else float(value), **unit}
 
 
 @operation("remaining", levels={"instance"}, types={"MedicationRequest"},
-           definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-remaining")
+           callers={Role.DOCTOR, Role.PHARMACIST, Role.PATIENT}, definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-remaining")
 async def remaining(inv: Invocation):
     async with read_connection(inv.engine) as conn:
         stored = await repository.current(conn, "MedicationRequest", inv.res_id, access=inv.access)
@@ -72,7 +74,7 @@ def _dispense_ids(inv: Invocation) -> list[str]:
 
 
 @operation("price", levels={"type"}, types={"MedicationDispense"},
-           definition="https://fhir.sijill.ma/OperationDefinition/MedicationDispense-price")
+           callers={Role.PHARMACIST}, definition="https://fhir.sijill.ma/OperationDefinition/MedicationDispense-price")
 async def price(inv: Invocation):
     inv.request.state.security.guard.require("Claim", "c")
     async with read_connection(inv.engine) as conn:
@@ -106,7 +108,7 @@ async def price(inv: Invocation):
 
 
 @operation("bill", levels={"type"}, types={"MedicationDispense"}, affects_state=True,
-           definition="https://fhir.sijill.ma/OperationDefinition/MedicationDispense-bill")
+           callers={Role.PHARMACIST}, definition="https://fhir.sijill.ma/OperationDefinition/MedicationDispense-bill")
 async def bill(inv: Invocation):
     async with read_connection(inv.engine) as conn:
         sheet = await sheet_for(conn, _dispense_ids(inv), inv.access)

@@ -9,6 +9,7 @@ from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
 from ehr.rest.http import fhir_response
 from ehr.security.principal import Principal
+from ehr.security.roles import Role
 from ehr.security.trail import BundleTrail
 from ehr.store import repository
 from ehr.store.db import read_connection
@@ -60,6 +61,7 @@ def _as_transaction(body: dict) -> tuple[dict, int]:
 
 
 @operation("submit", levels={"type"}, types={"Claim"}, affects_state=True,
+           callers={Role.DOCTOR, Role.PHARMACIST, Role.PAPER_AGENT},
            definition="http://hl7.org/fhir/OperationDefinition/Claim-submit")
 async def submit(inv: Invocation):
     body = inv.resource if inv.resource is not None else inv.first("resource")
@@ -76,7 +78,7 @@ async def submit(inv: Invocation):
     return fhir_response(orjson.dumps(entry["resource"]), status, headers)
 
 
-@operation("status", levels={"instance"}, types={"Subscription"},
+@operation("status", levels={"instance"}, types={"Subscription"}, callers={Role.DOCTOR, Role.PAPER_AGENT},
            definition="http://hl7.org/fhir/OperationDefinition/Subscription-status")
 async def status(inv: Invocation):
     async with read_connection(inv.engine) as conn:

@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import insert, select, update
 
 from claims.adjudication.model import CoverageFacts
+from claims.callers import FUND_ITSELF_AGENT
 from claims.cliff_notices import notify_ending, transition_part
 from claims.clock import now_us
 from claims.coverage import coverage_facts
@@ -205,7 +206,7 @@ class Feed:
 
 
 @operation("registry-feed", levels={"system"}, affects_state=True, consumes={"text/csv"},
-           definition="https://fhir.sijill.ma/OperationDefinition/registry-feed")
+           callers={Role.REGISTRY, Role.INSURER}, definition="https://fhir.sijill.ma/OperationDefinition/registry-feed")
 async def receive_feed(inv: Invocation):
     sender, own_fund = _sender(inv)
     raw = inv.first("body")
@@ -243,7 +244,7 @@ async def receive_feed(inv: Invocation):
 
 
 @operation("coverage-transitions", levels={"instance"}, types={"Organization"}, checks_target=True,
-           definition="https://fhir.sijill.ma/OperationDefinition/Organization-coverage-transitions")
+           callers={FUND_ITSELF_AGENT}, definition="https://fhir.sijill.ma/OperationDefinition/Organization-coverage-transitions")
 async def coverage_transitions(inv: Invocation):
     """The fund's patients in or approaching a transition (``status=open``, default) or all."""
     p = caller(inv)

@@ -4,8 +4,10 @@ information to the provider, and the clock pause the fund's rules allow.
 * ``GET|POST Claim/$review-queue?fund=Organization/<id>&status=open`` — a Bundle of ``Task``
   (one per pended claim and per appeal under way (``claims.appeals``), escalated ones and
   those near their deadline first and marked ``urgent``, then by deadline) with the Claims
-  included.  An insurer's token sees its own fund's queue only.  A pended correction's Task
-  names the Claim it replaces.
+  included.  Only the fund's own agents and gateways call it (``claims.callers``: 403 to other
+  roles and to another fund's agents); without ``fund`` an agent gets their fund's queue.  Each
+  patient whose sheet is listed gets an AuditEvent.  A pended correction's Task names the
+  Claim it replaces.
 * ``POST Claim/{id}/$decide`` — Parameters: ``note`` (why, required), ``line`` parts
   (``sequence``, ``decision`` = accept | reject | adjust, ``benefit`` for adjust, ``reason`` code,
   ``note``), ``agent`` (the deciding agent when the server runs without tokens).  Lines not
@@ -32,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from claims import appeals, ledger
 from claims.adjudication.model import Decision, LineDecision
 from claims.adjudication.ruleset import rulesets
+from claims.callers import QUEUE_FUND_AGENT, fund_reference
 from claims.caresheet import local_reference_id, read_care_sheet
 from claims.coverage import coverage_facts, payor_refs, route
 from claims.lookups import patient_records, resources_by_id
@@ -62,11 +65,10 @@ _TASK_NS = uuid.UUID("6f1f3a52-4c1e-4b8e-9a57-5e0d2b1c7a10")
 
 
 def _agent(inv: Invocation, fund_ref: str | None) -> str:
-    """Who acts: the token's user (an agent of this claim's fund), else the ``agent`` parameter."""
+    """Who acts: the token's user (an agent of this claim's fund: the operations admit insurers
+    only), else the ``agent`` parameter."""
     who = caller(inv)
     if who is not None and who.role is not Role.UNRESTRICTED:
-        if who.role is not Role.INSURER:
-            raise FHIRError.of(403, "forbidden", "Seuls les agents d'un organisme décident des feuilles de soins")
         if fund_ref is not None and who.fund != fund_ref:
             raise FHIRError.of(403, "forbidden", f"Cette feuille relève de {fund_ref}, pas de {who.fund}")
         return who.fhir_user or who.subject
@@ -110,16 +112,13 @@ def _task(row) -> dict:
     return task
 
 
-@operation("review-queue", levels={"type"}, types={"Claim"}, definition="https://fhir.sijill.ma/OperationDefinition/Claim-review-queue")
+@operation("review-queue", levels={"type"}, types={"Claim"}, callers={QUEUE_FUND_AGENT},
+           definition="https://fhir.sijill.ma/OperationDefinition/Claim-review-queue")
 async def review_queue(inv: Invocation):
     who = caller(inv)
-    fund = inv.first("fund")
-    if who is not None and who.role is Role.INSURER:
-        fund = who.fund
-    if not isinstance(fund, str) or not fund:
+    fund = who.fund if who is not None and who.role is Role.INSURER else fund_reference(inv.first("fund"))
+    if fund is None:
         raise FHIRError.of(400, "required", "Le paramètre fund (Organization/<id>) est requis", "http.fund")
-    if "/" not in fund:
-        fund = f"Organization/{fund}"
     statuses = {"open": (OPEN,), "waiting-info": (WAITING,), "all": (OPEN, WAITING)}.get(str(inv.first("status") or "all"))
     if statuses is None:
         raise FHIRError.of(400, "value", "status vaut open, waiting-info ou all", "http.status")
@@ -147,15 +146,19 @@ async def review_queue(inv: Invocation):
     for task, claim_id, _ in found:
         entries.append(bundle.entry(f"urn:uuid:{uuid.uuid5(_TASK_NS, task['id'])}", orjson.dumps(task), search={"mode": "match"}))
         if claim_id in claims:
-            entries.append(bundle.entry(f"{inv.settings.base_url}/Claim/{claim_id}", claims[claim_id], search={"mode": "include"}))
+            entries.append(bundle.entry(f"{inv.settings.base_url}/Claim/{claim_id}", claims[claim_id][1], search={"mode": "include"}))
+    # Each patient whose sheet the agent sees is told, as for a search of their Claims.
+    inv.returning(rids=[rid for rid, _ in claims.values()], patients=[task["for"]["reference"] for task, _, _ in found])
     return fhir_response(bundle.bundle("searchset", entries, total=len(found)))
 
 
-async def _claims(conn: AsyncConnection, ids: list[str]) -> dict[str, bytes]:
+async def _claims(conn: AsyncConnection, ids: list[str]) -> dict[str, tuple[int, bytes]]:
+    """Claim id -> (rid, content)."""
     if not ids:
         return {}
-    rows = await conn.execute(select(resource.c.res_id, resource.c.content).where(resource.c.res_type == "Claim", resource.c.res_id.in_(ids)))
-    return dict(rows.all())
+    rows = await conn.execute(select(resource.c.res_id, resource.c.rid, resource.c.content)
+                              .where(resource.c.res_type == "Claim", resource.c.res_id.in_(ids)))
+    return {res_id: (rid, content) for res_id, rid, content in rows.all()}
 
 
 # --- deciding ------------------------------------------------------------------------------
@@ -229,7 +232,7 @@ def _agent_lines(inv: Invocation, lines: dict[int, LineDecision], note: str,
     return notes
 
 
-@operation("decide", levels={"instance"}, types={"Claim"}, affects_state=True,
+@operation("decide", levels={"instance"}, types={"Claim"}, affects_state=True, callers={Role.INSURER},
            definition="https://fhir.sijill.ma/OperationDefinition/Claim-decide")
 async def decide(inv: Invocation):
     note = inv.first("note")
@@ -324,7 +327,7 @@ _CLAIM_CLOCK = _Clock(claim_review_task, moves_claim=True)
 _APPEAL_CLOCK = _Clock(claim_appeal, moves_claim=False)
 
 
-@operation("request-info", levels={"instance"}, types={"Claim"}, affects_state=True,
+@operation("request-info", levels={"instance"}, types={"Claim"}, affects_state=True, callers={Role.INSURER},
            definition="https://fhir.sijill.ma/OperationDefinition/Claim-request-info")
 async def request_info(inv: Invocation):
     message = inv.first("message")

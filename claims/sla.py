@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims import appeals
+from claims.callers import FUND_ITSELF_AGENT
 from claims.caresheet import today
 from claims.clock import HOUR_US, day_bounds, now_us, to_instant
 from claims.lookups import fund_code as fund_code_of
@@ -33,6 +34,7 @@ from claims.tables import claim_appeal, claim_ledger, claim_review_task
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
 from ehr.rest.http import fhir_response
+from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.db import create_engine, read_connection
 
@@ -217,7 +219,8 @@ def measure_report(fd: FundDay, tz: str) -> dict:
     return report
 
 
-@operation("sla", levels={"instance"}, types={"Organization"}, definition="https://fhir.sijill.ma/OperationDefinition/Organization-sla")
+@operation("sla", levels={"instance"}, types={"Organization"}, callers={Role.ADMIN, FUND_ITSELF_AGENT},
+           definition="https://fhir.sijill.ma/OperationDefinition/Organization-sla")
 async def sla_operation(inv: Invocation):
     tz = get_claims_settings().timezone
     raw = inv.first("date")

@@ -78,7 +78,7 @@ def wants_csv(inv: Invocation) -> bool:
 
 
 @operation("aggregate", levels={"type"}, types={"MeasureReport"}, produces={CSV},
-           definition="https://fhir.sijill.ma/OperationDefinition/MeasureReport-aggregate")
+           callers={Role.STATISTICS}, definition="https://fhir.sijill.ma/OperationDefinition/MeasureReport-aggregate")
 async def aggregate_operation(inv: Invocation):
     require_statistician(inv)
     name = inv.first("measure")
@@ -100,7 +100,7 @@ async def aggregate_operation(inv: Invocation):
 
 
 @operation("fairness", levels={"type"}, types={"MeasureReport"}, produces={CSV},
-           definition="https://fhir.sijill.ma/OperationDefinition/MeasureReport-fairness")
+           callers={Role.STATISTICS}, definition="https://fhir.sijill.ma/OperationDefinition/MeasureReport-fairness")
 async def fairness_operation(inv: Invocation):
     require_statistician(inv)
     period = parse_period(inv.first("period"))

@@ -1,8 +1,9 @@
 """Patient/$everything: the patient's compartment plus the resources it references.
 
 The compartment comes from ``idx_compartment`` (filled at write time from the spec's
-CompartmentDefinition), the referenced resources from ``idx_reference``: one indexed query per
-page whatever the patient's size, keyset-paged on rid.
+CompartmentDefinition), the referenced resources from ``idx_reference`` of the members the caller
+sees (a hidden resource names nobody): one indexed query per page whatever the patient's size,
+keyset-paged on rid.  Audited with the patients of every resource returned.
 """
 from __future__ import annotations
 
@@ -15,30 +16,36 @@ from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
 from ehr.parsing import is_resource_type
 from ehr.rest.http import fhir_response
+from ehr.search.access import AccessFilter
+from ehr.search.criteria import current
+from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.clock import parse_instant_bounds
 from ehr.store.db import read_connection
 from ehr.store.schema import idx_compartment, idx_reference, resource
 
 
-def _members(patient_id: str, patient_rid: int):
+def _members(patient_id: str, patient_rid: int, access: AccessFilter | None):
     in_compartment = select(idx_compartment.c.rid).where(
         idx_compartment.c.comp_type == "Patient", idx_compartment.c.comp_id == patient_id
     )
+    # Only what the caller sees refers: a Practitioner named by a hidden Condition alone stays out.
+    source = resource.alias("source")
+    visible_sources = select(source.c.rid).where(source.c.rid.in_(in_compartment), *current(source, access))
     referenced = (
         select(resource.c.rid)
         .select_from(idx_reference.join(resource, and_(
             resource.c.res_type == idx_reference.c.target_type, resource.c.res_id == idx_reference.c.target_id
         )))
         .where(
-            idx_reference.c.rid.in_(in_compartment.union(select(func.cast(patient_rid, resource.c.rid.type)))),
+            idx_reference.c.rid.in_(visible_sources.union(select(func.cast(patient_rid, resource.c.rid.type)))),
             idx_reference.c.target_type != "Patient",  # never pull other patients' records in
         )
     )
     return or_(resource.c.rid == patient_rid, resource.c.rid.in_(in_compartment), resource.c.rid.in_(referenced))
 
 
-@operation("everything", levels={"instance"}, types={"Patient"}, definition="http://hl7.org/fhir/OperationDefinition/Patient-everything")
+@operation("everything", levels={"instance"}, types={"Patient"}, callers={Role.PATIENT, Role.DOCTOR}, definition="http://hl7.org/fhir/OperationDefinition/Patient-everything")
 async def everything(inv: Invocation):
     s = inv.settings
     count_param = inv.first("_count")
@@ -66,7 +73,7 @@ async def everything(inv: Invocation):
         patient = await repository.current(conn, "Patient", inv.res_id, access=inv.access)
         if patient is None or patient.deleted:
             raise not_found("Patient", inv.res_id)
-        cond.append(_members(inv.res_id, patient.rid))
+        cond.append(_members(inv.res_id, patient.rid, inv.access))
         page = cond + ([resource.c.rid > int(cursor)] if cursor is not None else [])
         rows = (
             await conn.execute(
@@ -80,6 +87,7 @@ async def everything(inv: Invocation):
     entries = [
         bundle.entry(f"{s.base_url}/{t}/{i}", content, search={"mode": "match"}) for _, t, i, content in rows[:count]
     ]
+    inv.returning(rids=[rid for rid, *_ in rows[:count]])
     self_url = f"{s.base_url}/Patient/{inv.res_id}/$everything"
     keep = [(k, str(v)) for k, v in inv.params if k != "_cursor" and isinstance(v, (str, int))]
     links = [("self", self_url + ("?" + urlencode(keep) if keep else ""))]

@@ -1,7 +1,22 @@
+"""The operation registry: what each ``$operation`` is, where it applies and who may call it.
+
+Every operation declares its callers, and the dispatcher (``ehr.rest.operations``) refuses
+everyone else (403) before the handler runs, at system, type and instance level alike::
+
+    @operation("start-care", levels={"instance"}, types={"Patient"}, callers={Role.DOCTOR})
+    @operation("expand", levels={"type"}, types={"ValueSet"}, callers=EVERY_ROLE)
+    @operation("sla", levels={"instance"}, types={"Organization"}, callers={Role.ADMIN, own_fund})
+
+A caller is admitted when their role is in ``callers`` or when one of the predicates in it,
+``(principal, invocation) -> bool``, admits them (e.g. "an agent of the fund the call names").
+Fail closed: an operation registered without ``callers`` (or with an empty set) is refused to
+every token role; only the unrestricted in-process caller (``auth_required=False``, the CLI)
+passes.  The declaration is the ceiling; handlers still apply the row rules to what they touch.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Iterable, Union
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -9,6 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ehr.outcome import FHIRError
 from ehr.search.access import AccessFilter
+from ehr.security.principal import Principal
+from ehr.security.roles import Role
 from ehr.settings import Settings
 
 
@@ -25,6 +42,16 @@ class Invocation:
     params: list[tuple[str, object]] = field(default_factory=list)  # query pairs or Parameters.parameter values
     resource: dict | None = None  # a resource posted as the body (e.g. $validate)
 
+    # What the answer holds of patients' records, for the audit trail (see ``returning``).
+    returned_rids: list[int] = field(default_factory=list)
+    returned_patients: list[str] = field(default_factory=list)
+
+    def returning(self, *, rids: Iterable[int] = (), patients: Iterable[str] = ()) -> None:
+        """The answer carries these resources (``resource.rid``) or these patients' data: the
+        operation's AuditEvents name their patients, as a search's name those of its results."""
+        self.returned_rids.extend(rids)
+        self.returned_patients.extend(patients)
+
     def first(self, name: str) -> object | None:
         return next((v for k, v in self.params if k == name), None)
 
@@ -33,6 +60,9 @@ class Invocation:
 
 
 Handler = Callable[[Invocation], Awaitable[Response]]
+# A role, or a predicate on the principal and the call (both known before the handler runs).
+Caller = Union[Role, Callable[[Principal, Invocation], bool]]
+EVERY_ROLE: frozenset[Role] = frozenset(r for r in Role if r is not Role.UNRESTRICTED)
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,12 @@ class Operation:
     checks_target: bool = False
     # Media types the handler takes as a raw body besides FHIR JSON (e.g. text/csv): param "body".
     consumes: frozenset[str] = frozenset()
+    callers: frozenset = frozenset()  # of Caller; empty: no token role may call it
+
+    def admits(self, principal: Principal, inv: Invocation) -> bool:
+        if principal.role is Role.UNRESTRICTED:
+            return True
+        return any(c is principal.role if isinstance(c, Role) else c(principal, inv) for c in self.callers)
 
 
 _REGISTRY: dict[str, list[Operation]] = {}
@@ -57,7 +93,9 @@ _REGISTRY: dict[str, list[Operation]] = {}
 def operation(
     name: str, *, levels: set[str], types: set[str] | None = None, definition: str | None = None, affects_state: bool = False,
     produces: set[str] = frozenset(), checks_target: bool = False, consumes: set[str] = frozenset(),
+    callers: Iterable[Caller] | None = None,
 ) -> Callable[[Handler], Handler]:
+    """Register a handler; ``callers``: the roles and predicates admitted (module docstring)."""
     def register(handler: Handler) -> Handler:
         _REGISTRY.setdefault(name, []).append(
             Operation(
@@ -70,6 +108,7 @@ def operation(
                 frozenset(produces),
                 checks_target,
                 frozenset(consumes),
+                frozenset(callers or ()),
             )
         )
         return handler

@@ -6,7 +6,7 @@ known to this process is loaded into the service on first use (validated on the 
 """
 from __future__ import annotations
 
-from ehr.operations.registry import Invocation, operation
+from ehr.operations.registry import EVERY_ROLE, Invocation, operation
 from ehr.outcome import FHIRError
 from ehr.rest.http import fhir_response
 from ehr.store import repository
@@ -70,7 +70,7 @@ def _posted_valueset(inv: Invocation) -> str | None:
     return None
 
 
-@operation("expand", levels={"type", "instance"}, types={"ValueSet"}, definition="http://hl7.org/fhir/OperationDefinition/ValueSet-expand")
+@operation("expand", levels={"type", "instance"}, types={"ValueSet"}, callers=EVERY_ROLE, definition="http://hl7.org/fhir/OperationDefinition/ValueSet-expand")
 async def expand(inv: Invocation):
     url = await _stored_url(inv) or _posted_valueset(inv) or _required(inv, "url")
     filter_ = inv.first("filter")
@@ -86,7 +86,7 @@ async def expand(inv: Invocation):
     return fhir_response(orjson.dumps(body))
 
 
-@operation("lookup", levels={"type", "instance"}, types={"CodeSystem"}, definition="http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup")
+@operation("lookup", levels={"type", "instance"}, types={"CodeSystem"}, callers=EVERY_ROLE, definition="http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup")
 async def lookup(inv: Invocation):
     coding = inv.first("coding")
     system, code = (coding.get("system"), coding.get("code")) if isinstance(coding, dict) else (None, None)
@@ -96,7 +96,7 @@ async def lookup(inv: Invocation):
     return fhir_response(orjson.dumps(body))
 
 
-@operation("validate-code", levels={"type", "instance"}, types={"ValueSet"}, definition="http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code")
+@operation("validate-code", levels={"type", "instance"}, types={"ValueSet"}, callers=EVERY_ROLE, definition="http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code")
 async def validate_code(inv: Invocation):
     url = await _stored_url(inv) or _posted_valueset(inv) or _required(inv, "url")
     coding = inv.first("coding")
@@ -114,7 +114,7 @@ async def validate_code(inv: Invocation):
     return fhir_response(orjson.dumps(body))
 
 
-@operation("translate", levels={"type", "instance"}, types={"ConceptMap"}, definition="http://hl7.org/fhir/OperationDefinition/ConceptMap-translate")
+@operation("translate", levels={"type", "instance"}, types={"ConceptMap"}, callers=EVERY_ROLE, definition="http://hl7.org/fhir/OperationDefinition/ConceptMap-translate")
 async def translate(inv: Invocation):
     system, code = _required(inv, "system"), _required(inv, "code")
     target = inv.first("targetsystem") or inv.first("target")

@@ -7,7 +7,7 @@ profile validator.  Messages follow Accept-Language (French, Arabic, English).
 from __future__ import annotations
 
 from ehr.i18n import current_language
-from ehr.operations.registry import Invocation, operation
+from ehr.operations.registry import EVERY_ROLE, Invocation, operation
 from ehr.outcome import FHIRError, Issue, outcome_bytes
 from ehr.parsing import check_resource
 from ehr.rest.http import fhir_response
@@ -30,7 +30,7 @@ def validation_issues(res: object, res_type: str | None, res_id: str | None, pro
     return issues + [i for i in structural if (i.expression, i.severity) not in seen]
 
 
-@operation("validate", levels={"type", "instance"}, definition="http://hl7.org/fhir/OperationDefinition/Resource-validate")
+@operation("validate", levels={"type", "instance"}, callers=EVERY_ROLE, definition="http://hl7.org/fhir/OperationDefinition/Resource-validate")
 async def validate(inv: Invocation):
     res = inv.resource if inv.resource is not None else inv.first("resource")
     if res is None:

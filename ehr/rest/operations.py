@@ -1,10 +1,12 @@
 """Dispatch of ``$operation`` URLs to the handlers in ``ehr.operations``.
 
-Operations run as the authenticated caller: an instance-level operation first needs the target
-to be readable by them (404 otherwise, like any read), handlers receive the caller's access
-filter (``Invocation.access``; the whole security context is on ``request.state.security``),
-and each call is recorded in the audit trail (per patient concerned) unless the handler did so
-itself.  A pharmacist's answers carry only the minimum of any Patient in them.  Operations answer
+Operations run as the authenticated caller: first the operation must admit them (its declared
+``callers``, 403 otherwise — before anything is looked up, so the answer depends on who calls,
+never on what exists), then an instance-level operation needs the target to be readable by them
+(404 otherwise, like any read); handlers receive the caller's access filter
+(``Invocation.access``; the whole security context is on ``request.state.security``), and each
+call is recorded in the audit trail unless the handler did so itself: one event per patient of
+the target and of the records the answer carries (``Invocation.returning``).  A pharmacist's answers carry only the minimum of any Patient in them.  Operations answer
 FHIR JSON (406 otherwise, like every endpoint) unless they declare other media types
 (``Operation.produces``: the paper channel's printable letters), which they negotiate themselves.
 """
@@ -78,6 +80,9 @@ async def _run(op: Operation, inv: Invocation, security: RequestSecurity) -> Res
         "operation", operation=f"${op.name}", what="/".join(x for x in (res_type, res_id) if x) or None,
         target=(res_type, res_id) if res_id else None,
     )
+    if not op.admits(security.principal, inv):
+        raise FHIRError.of(403, "forbidden", f"${op.name} is not open to this caller (role {security.role.value})"
+                           + ("" if op.callers else " (it declares no callers)"))
     if res_id is not None and op.name not in OWN_TARGET_CHECK and not op.checks_target:
         security.guard.require(res_type, "r")
         async with read_connection(inv.engine) as conn:
@@ -93,7 +98,9 @@ async def _run(op: Operation, inv: Invocation, security: RequestSecurity) -> Res
             elif security.audit.engine is not None:
                 async with read_connection(inv.engine) as conn:
                     patients = await target_patients(conn, res_type, res_id)
-        await security.audit.record_read(status=response.status_code, patients=patients)
+        await security.audit.record_read(
+            status=response.status_code, rids=inv.returned_rids, patients=patients + inv.returned_patients,
+        )
     if needs_redaction(security.principal) and getattr(response, "body", None):
         body = redact(security.principal, bytes(response.body))
         headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}

@@ -49,7 +49,7 @@ def _security(request: Request):
     return security
 
 
-@operation("break-glass", levels={"instance"}, types={"Patient"}, affects_state=True, definition=DEFINITION)
+@operation("break-glass", levels={"instance"}, types={"Patient"}, affects_state=True, callers={Role.DOCTOR}, definition=DEFINITION)
 async def break_glass(inv: Invocation):
     security = _security(inv.request)
     principal: Principal = security.principal

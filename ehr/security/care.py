@@ -33,7 +33,7 @@ MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
 MAX_REASON = 1000
 
 
-@operation("match", levels={"type"}, types={"Patient"}, definition=MATCH_DEFINITION)
+@operation("match", levels={"type"}, types={"Patient"}, callers={Role.DOCTOR, Role.PAPER_AGENT}, definition=MATCH_DEFINITION)
 async def match(inv: Invocation):
     require_caller(inv, Role.DOCTOR, Role.PAPER_AGENT)
     proof = proof_from_patient(inv.first("resource"))
@@ -84,7 +84,7 @@ async def doctor_label(conn, doctor_ref: str) -> str:
 
 
 @operation("start-care", levels={"instance"}, types={"Patient"}, affects_state=True, checks_target=True,
-           definition=START_DEFINITION)
+           callers={Role.DOCTOR}, definition=START_DEFINITION)
 async def start_care(inv: Invocation):
     principal = require_caller(inv, Role.DOCTOR)
     reason = _reason(inv)

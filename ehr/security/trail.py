@@ -54,6 +54,15 @@ async def patient_refs(conn: AsyncConnection, rids: Iterable[int]) -> list[str]:
     return sorted({f"Patient/{pid}" for pids in found.values() for pid in pids})
 
 
+async def named_patients(conn: AsyncConnection, patients: Sequence[str] | None, rids: Iterable[int]) -> list[str]:
+    """The patients named, and those whose compartments hold ``rids`` (None and no rids: nobody)."""
+    rids = list(rids)
+    if not rids:
+        return list(patients or ())
+    found = await patient_refs(conn, rids)
+    return sorted({*(patients or ()), *found}) if patients else found
+
+
 async def target_patients(conn: AsyncConnection, res_type: str, res_id: str) -> list[str]:
     """Patients of one resource, whoever may see it (for the trail of a refused access)."""
     rid = (await conn.execute(select(resource.c.rid).where(resource.c.res_type == res_type, resource.c.res_id == res_id))).scalar()
@@ -170,9 +179,9 @@ class RequestAudit:
         self, conn: AsyncConnection, *, status: int = 200, rids: Iterable[int] = (), patients: Sequence[str] | None = None,
         scope: Scope | None = None,
     ) -> None:
-        """Events of a successful interaction, in the caller's transaction."""
-        if patients is None:
-            patients = await patient_refs(conn, rids)
+        """Events of a successful interaction, in the caller's transaction: for the patients
+        named and those of the resources ``rids``."""
+        patients = await named_patients(conn, patients, rids)
         await append(conn, await self.build(conn, status=status, patients=patients, scope=scope))
         self.recorded = True
 
@@ -185,7 +194,7 @@ class RequestAudit:
             scope, rids = self.scope, list(rids)
 
             async def build(conn: AsyncConnection) -> list[dict]:
-                pats = patients if patients is not None else await patient_refs(conn, rids)
+                pats = await named_patients(conn, patients, rids)
                 return await self.build(conn, status=status, patients=pats, scope=scope)
 
             await self.writer.submit(build)

@@ -20,6 +20,7 @@ from ehr.outcome import FHIRError, Issue, outcome_bytes
 from ehr.parsing import is_resource_type
 from ehr.rest.deps import Security
 from ehr.rest.http import FHIR_JSON, AppSettings, check_accept
+from ehr.security.principal import Principal
 from ehr.security.request import RequestSecurity
 from ehr.security.roles import Role
 from ehr.store.clock import parse_instant_bounds
@@ -35,9 +36,14 @@ _FORMATS = {NDJSON, "application/ndjson", "ndjson"}
 router = APIRouter()
 
 
+def _fund_system(principal: Principal, _inv: Invocation | None = None) -> bool:
+    """A fund's own system (client-credentials token), not one of its agents."""
+    return principal.role is Role.INSURER and principal.is_system
+
+
 def _may_export(security: RequestSecurity) -> None:
     p = security.principal
-    if security.policy.unrestricted or p.role is Role.ADMIN or (p.role is Role.INSURER and p.is_system):
+    if security.policy.unrestricted or p.role is Role.ADMIN or _fund_system(p):
         return
     raise FHIRError.of(403, "forbidden", "L'export en masse est réservé à l'administrateur et aux systèmes des caisses")
 
@@ -91,8 +97,10 @@ async def _kick_off(inv: Invocation) -> Response:
     return Response(status_code=202, headers={"Content-Location": _status_url(settings, job)})
 
 
-operation("export", levels={"system"}, definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export")(_kick_off)
-operation("export", levels={"type"}, types={"Patient"},
+EXPORTERS = {Role.ADMIN, _fund_system}
+operation("export", levels={"system"}, callers=EXPORTERS,
+          definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export")(_kick_off)
+operation("export", levels={"type"}, types={"Patient"}, callers=EXPORTERS,
           definition="http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export")(_kick_off)
 
 

@@ -57,6 +57,7 @@ class AccessReport:
 
 
 @operation("access-report", levels={"instance"}, types={"Patient"}, produces={HTML, PDF}, checks_target=True,
+           callers={Role.PATIENT, Role.PAPER_AGENT},
            definition="https://fhir.sijill.ma/OperationDefinition/Patient-access-report")
 async def access_report(inv: Invocation):
     media = negotiate(inv.request)

@@ -20,7 +20,7 @@ from ehr.security.roles import Role
 from ehr.security.tables import PRESENCE_ASSIST
 
 
-@operation("assist", levels={"instance"}, types={"Patient"}, affects_state=True, checks_target=True,
+@operation("assist", levels={"instance"}, types={"Patient"}, affects_state=True, checks_target=True, callers={Role.PAPER_AGENT},
            definition="https://fhir.sijill.ma/OperationDefinition/Patient-assist")
 async def assist(inv: Invocation):
     require_caller(inv, Role.PAPER_AGENT)

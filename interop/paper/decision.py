@@ -81,6 +81,7 @@ class DecisionLetter:
 
 
 @operation("letter", levels={"instance"}, types=set(DECISIONS), produces={HTML, PDF}, checks_target=True,
+           callers={Role.PATIENT, Role.PAPER_AGENT, Role.INSURER, Role.DOCTOR, Role.PHARMACIST},
            definition="https://fhir.sijill.ma/OperationDefinition/ExplanationOfBenefit-letter")
 async def decision_letter(inv: Invocation):
     media = negotiate(inv.request)

@@ -22,6 +22,7 @@ from claims.payment import EXT_PAYEE_PERSON
 from claims.tables import claim_appeal, claim_ledger, claim_payment
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import not_found
+from ehr.security.roles import Role
 from ehr.store.db import read_connection
 from interop.paper.access import PATIENT_SIDE, assisted, readable, request_security, require_readable, role
 from interop.paper.catalogue import Bilingual
@@ -53,6 +54,7 @@ class PaymentLetter:
 
 
 @operation("letter", levels={"instance"}, types={"PaymentReconciliation"}, produces={HTML, PDF}, checks_target=True,
+           callers={Role.PATIENT, Role.PAPER_AGENT, Role.INSURER},
            definition="https://fhir.sijill.ma/OperationDefinition/PaymentReconciliation-letter")
 async def payment_letter(inv: Invocation):
     media = negotiate(inv.request)

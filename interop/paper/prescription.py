@@ -63,7 +63,7 @@ class Prescription:
 
 
 @operation("print", levels={"instance"}, types={"MedicationRequest"}, produces={HTML, PDF}, checks_target=True,
-           definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-print")
+           callers={Role.DOCTOR, Role.PATIENT, Role.PAPER_AGENT}, definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-print")
 async def print_prescription(inv: Invocation):
     media = negotiate(inv.request)
     size = (inv.first("format") or "A5").upper()

@@ -29,7 +29,7 @@ from interop.paper.access import request_security
 
 
 @operation("scan", levels={"type"}, types={"MedicationRequest"},
-           definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-scan")
+           callers={Role.PHARMACIST}, definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-scan")
 async def scan(inv: Invocation):
     security = request_security(inv)
     if security.role is not Role.PHARMACIST:
