@@ -139,9 +139,9 @@ async def test_an_ald_patient_across_the_threshold_and_back(secure_app):
     assert parts["patient"]["valueReference"]["reference"] == "Patient/pa" and parts["ald"]["valueBoolean"] is True
     assert parts["transitionUntil"]["valueDate"] == until.isoformat() and "noticeSent" in parts
     async with world.client(CNSS_AGENT) as c:
-        assert (await c.get("/Organization/tadamon/$coverage-transitions")).status_code == 404
+        assert (await c.get("/Organization/tadamon/$coverage-transitions")).status_code == 403  # another fund: refused by the declaration
     async with world.client(DOCTOR) as c:
-        assert (await c.get("/Organization/tadamon/$coverage-transitions")).status_code == 404
+        assert (await c.get("/Organization/tadamon/$coverage-transitions")).status_code == 403  # not a fund's agent
 
     # before the transition ends, the worker tells the patient and the fund again, once
     settings = get_claims_settings()

@@ -34,7 +34,6 @@ def _line(line_id: str, number: str, concept: dict, boxes: int, *, repeats: int 
                "validityPeriod": {"start": b.days_ago(30).isoformat(), "end": valid_until or b.days_ago(-60).isoformat()}}
     return {"resourceType": "MedicationRequest", "id": line_id, "status": status, "intent": "order",
             "groupIdentifier": {"system": PRESCRIPTION_NUMBER, "value": number},
-            "identifier": [{"system": PRESCRIPTION_NUMBER, "value": number}],
             "medicationCodeableConcept": concept, "subject": {"reference": "Patient/pa"},
             "requester": {"reference": "Practitioner/d1"}, "authoredOn": b.days_ago(2).isoformat(),
             "reasonCode": [{"coding": [{"system": ICD10, "code": "E11"}]}],
@@ -77,7 +76,7 @@ async def world(secure_app):  # noqa: F811
 
 async def _present(world, who: DemoUser, number: str) -> None:
     async with world.client(who) as c:
-        resp = await c.get("/MedicationRequest", params={"identifier": f"{PRESCRIPTION_NUMBER}|{number}"})
+        resp = await c.get("/MedicationRequest", params={"group-identifier": f"{PRESCRIPTION_NUMBER}|{number}"})
     assert resp.status_code == 200 and resp.json()["total"] >= 1, resp.text
 
 

@@ -22,9 +22,14 @@ async def _brahim_covered_by_cnss(app) -> None:
     coverage = {"resourceType": "Coverage", "id": "cov-b", "status": "active", "beneficiary": {"reference": "Patient/pb"},
                 "subscriber": {"reference": "Patient/pb"}, "payor": [{"reference": "Organization/cnss"}],
                 "period": {"start": "2020-01-01"}}
+    # Dr d1 saw Brahim last week: the care sheet he sends is for a patient in his care.
+    visit = {"resourceType": "Encounter", "id": "enc-d1-pb", "status": "finished", "class": {"code": "AMB"},
+             "subject": {"reference": "Patient/pb"}, "participant": [{"individual": {"reference": "Practitioner/d1"}}],
+             "period": {"start": b.days_ago(3).isoformat(), "end": b.days_ago(3).isoformat()}}
     opts = Options(s.base_url, s.default_page_size, s.max_page_size, s.max_bundle_entries, False)
     await transaction(app.state.engine, {"resourceType": "Bundle", "type": "transaction",
-                                         "entry": [{"resource": coverage, "request": {"method": "PUT", "url": "Coverage/cov-b"}}]}, opts)
+                                         "entry": [{"resource": coverage, "request": {"method": "PUT", "url": "Coverage/cov-b"}},
+                                                   {"resource": visit, "request": {"method": "PUT", "url": "Encounter/enc-d1-pb"}}]}, opts)
 
 
 async def _decided_for_brahim(app, callers) -> str:
