@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     max_search_param_values: int = Field(default=50, ge=1)
     max_sort_keys: int = Field(default=5, ge=1)
     max_includes: int = Field(default=10, ge=0)
-    max_wildcard_includes: int = Field(default=1, ge=0)
+    max_wildcard_includes: int = Field(default=3, ge=0)
     # Searches (GET entries without an id) in one batch or transaction Bundle.
     max_bundle_searches: int = Field(default=50, ge=0)
     log_level: str = "info"

@@ -46,9 +46,9 @@ async def test_parameters_in_all_are_bounded(client):
 
 
 async def test_includes_and_wildcards_are_bounded(client):
-    one_wildcard = [("_revinclude", "*"), ("_include", "Patient:organization")]
-    assert (await client.get("/Patient", params=one_wildcard)).status_code == 200
-    _too_costly(await client.get("/Patient", params=[("_include", "*"), ("_revinclude", "*")]),
+    three_wildcards = [("_revinclude", "*"), ("_include", "*"), ("_include:iterate", "*"), ("_include", "Patient:organization")]
+    assert (await client.get("/Patient", params=three_wildcards)).status_code == 200
+    _too_costly(await client.get("/Patient", params=[("_include", "*"), ("_include:iterate", "*"), ("_include", "Observation:*"), ("_include", "Encounter:*")]),
                 "SIJILL_MAX_WILDCARD_INCLUDES", "http._include")
     eleven = [("_revinclude", "Observation:subject")] * 11
     _too_costly(await client.get("/Patient", params=eleven), "SIJILL_MAX_INCLUDES", "http._revinclude")
