@@ -28,6 +28,7 @@ from ehr.demo.reference import reference_population
 from ehr.demo.rng import moment
 from ehr.demo.systems import CIN
 from ehr.security.audit import audit_events
+from ehr.security.prescription_number import SYSTEM as RX_SYSTEM, seeded_number
 from ehr.security.principal import Principal
 from ehr.security.roles import Role
 
@@ -132,7 +133,7 @@ class DemoPatientChart(ClinicalHistory):
             mr = self._medication_request(enc, on, when, t.MEDICINE[key], DEMO_DOCTOR, None, "")
             mr["id"] = f"demo-patient-rx-{enc['id'][-1]}-{line}"
             mr["status"] = "active" if current else "completed"
-            mr.pop("groupIdentifier")  # the server's number, not the generator's
+            mr["groupIdentifier"] = {"system": RX_SYSTEM, "value": seeded_number(f"demo-patient:{enc['id']}")}  # one per visit
             mr.get("dispenseRequest", {}).pop("performer", None)
             out.append(mr)
             if not current:

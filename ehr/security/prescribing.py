@@ -11,10 +11,12 @@ A ``MedicationRequest`` is one line of a prescription; the prescription is its n
 * an update without a number keeps the number of the version it replaces;
 * a line with a number is refused (422 at ``MedicationRequest.groupIdentifier``) unless the
   number is that of a prescription of the same prescriber for the same patient the caller can
-  see — adding or changing a line — or the line keeps its own number; the unrestricted caller
-  (in-process imports, the demo, a server run without tokens) may bring well-formed numbers;
+  see — adding or changing a line — or the line keeps its own number;
 * the number is never a line ``identifier`` (422): pharmacies look prescriptions up by number,
   and a line identifier in that system would be a number nobody assigned.
+
+The unrestricted in-process caller (imports, the demo loader, a server run without tokens) is
+not a prescriber: what it writes is stored as it is.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from ehr.outcome import FHIRError
 from ehr.search.registry import param_hash as H
 from ehr.search.values import parse_reference
 from ehr.security.prescription_number import SYSTEM, new_number, normalize
+from ehr.security.roles import Role
 from ehr.store.repository import Stored
 from ehr.store.schema import idx_reference, idx_token, resource
 
@@ -35,9 +38,14 @@ _REQUESTER = H("MedicationRequest", "requester")
 _WHERE = "MedicationRequest.groupIdentifier"
 
 
+def _importing(ctx: Context) -> bool:
+    """In-process writers (imports, the demo, a server run without tokens) store lines as they are."""
+    return ctx.guard is None or ctx.guard.principal.role is Role.UNRESTRICTED
+
+
 @preparer
 async def prescription_number(ctx: Context, res: dict, prior: Stored | None) -> None:
-    if res.get("resourceType") != "MedicationRequest":
+    if res.get("resourceType") != "MedicationRequest" or _importing(ctx):
         return
     _refuse_line_numbers(res)
     old = prior.resource() if prior is not None and not prior.deleted else {}
