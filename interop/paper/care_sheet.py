@@ -70,7 +70,7 @@ async def print_care_sheet(inv: Invocation):
         sheet = await build(conn, inv, target.resource(), size)
         stamp = await printed(conn, inv, _patient(target.resource()), target.version_id)
     return await deliver(inv, media, "care-sheet.html", patients=[f"Patient/{_patient(target.resource())}"],
-                         sheet=sheet, printed=stamp)
+                         doc=sheet, kind="cs", printed=stamp)
 
 
 def _patient(claim: dict) -> str:
