@@ -9,8 +9,11 @@ A line cancelled, stopped, entered in error or past ``dispenseRequest.validityPe
 422 (``MedicationDispense.authorizingPrescription``); a substitution the line does not allow is
 422.  The server records, on the dispense, the part of the price above the reimbursement base
 the patient pays (``dispense-price-difference``), and when nothing remains on any line of the
-prescription it writes every line as ``completed``.  A dispense is a fact once handed over:
-it is not rewritten in place (405), as a submitted care sheet.
+prescription it writes every line as ``completed``.  The patient is told, in the same
+transaction, that their prescription was handed over (``prescription-dispensed``: its number and
+the day, nothing clinical — so a dispense they did not ask for is noticed), once per dispense.
+A dispense is a fact once handed over: it is not rewritten in place (405), as a submitted care
+sheet.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from datetime import date
 from decimal import Decimal
 
 from claims.caresheet import local_reference_id, today
+from claims.messaging.notices import notify
 from claims.money import money, round_cent, to_decimal
 from claims.ports import Pack, reference_for
 from claims.prescription_lines import (
@@ -143,6 +147,9 @@ async def dispense(ctx: Context, res: dict, res_id: str | None = None) -> Result
     _record_pack(res, pack, qty)
     result = await create(ctx, "MedicationDispense", res, res_id=res_id)
     await add_dispensed(ctx.conn, line.id, qty)
+    # The server's notice, not the pharmacist's write: through the connection, past their write rules.
+    await notify(ctx.conn, line.patient_id, "prescription-dispensed", f"MedicationDispense/{result.stored.res_id}",
+                 {"code": line.number or "", "date": on.strftime("%d/%m/%Y")})
     if qty == remaining:
         await _complete_if_done(ctx, line)
     return result

@@ -6,6 +6,9 @@ prescription number (``ehr.security.prescription_number``) and the server's sign
 elsewhere fails the check at the pharmacy (``MedicationRequest/$scan``), so a QR code is as good
 as the number typed, without the typing.
 
+A printed care sheet carries ``SJC1.<care sheet number>.<signature>``, signed the same way under
+its own tag, so the pharmacy's check refuses it as a prescription code.
+
 The key is ``SIJILL_PRESCRIPTION_SIGNING_KEY`` (PEM: Ed25519, or EC P-256 signing ES256) or,
 when that is absent, an Ed25519 key generated once into
 ``<data_dir>/prescription-signing-key.pem`` — written whole and linked into place as the dev
@@ -28,6 +31,7 @@ from ehr.security.prescription_number import normalize
 from ehr.settings import Settings
 
 TAG = "SJL1"
+CARE_SHEET_TAG = "SJC1"  # a care sheet's printed code: never taken for a prescription's
 KEY_FILE = "prescription-signing-key.pem"
 _ES256 = ec.ECDSA(hashes.SHA256())
 
@@ -63,16 +67,17 @@ def signing_pem(settings: Settings) -> str:
     return path.read_text()
 
 
-def code(settings: Settings, number: str) -> str:
-    """The QR text of the prescription with this (canonical) number."""
+def code(settings: Settings, number: str, tag: str = TAG) -> str:
+    """The QR text of the prescription with this (canonical) number (``tag=CARE_SHEET_TAG``: of
+    the care sheet with this number)."""
     key = _private_key(signing_pem(settings))
-    signed = f"{TAG}.{number}".encode()
+    signed = f"{tag}.{number}".encode()
     if isinstance(key, ed25519.Ed25519PrivateKey):
         signature = key.sign(signed)
     else:  # ES256: r and s, 32 bytes each (JOSE's form, shorter than DER)
         r, s = decode_dss_signature(key.sign(signed, _ES256))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return f"{TAG}.{number}.{_b64(signature)}"
+    return f"{tag}.{number}.{_b64(signature)}"
 
 
 def verify(settings: Settings, text: str) -> str:

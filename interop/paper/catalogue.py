@@ -57,6 +57,15 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "rx.renewals": ("Renouvellements : {count}", "عدد التجديدات: {count}"),
     "rx.stopped": ("Ligne arrêtée par le médecin", "أوقف الطبيب هذا السطر"),
     "rx.scan": ("À la pharmacie : scanner le code ou saisir le numéro", "في الصيدلية: مسح الرمز أو إدخال الرقم"),
+    # --- printed care sheet ----------------------------------------------------------------
+    "cs.title": ("Feuille de soins", "ورقة العلاج"),
+    "cs.number": ("N° de feuille de soins", "رقم ورقة العلاج"),
+    "cs.scan": ("Gardez ce numéro : il désigne votre feuille auprès de votre caisse", "احتفظوا بهذا الرقم: يحدد ورقتكم لدى صندوقكم"),
+    "cs.line": ("Acte ou médicament", "العمل الطبي أو الدواء"),
+    "cs.price": ("Prix", "الثمن"),
+    "cs.total": ("Total", "المجموع"),
+    "cs.fund": ("Caisse", "الصندوق"),
+    "cs.status": ("Où en est-elle ? Code de suivi {code}", "أين وصلت؟ رمز التتبع {code}"),
     # --- decision letter ---------------------------------------------------------------------
     "decision.title": ("Décision de prise en charge", "قرار التكفل"),
     "decision.preauth_title": ("Décision sur la demande d'accord préalable", "قرار بشأن طلب الموافقة المسبقة"),

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-import segno
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.operations.registry import Invocation, operation
@@ -30,10 +29,10 @@ from interop.paper.access import assisted, readable, request_security, require_r
 from interop.paper.catalogue import Bilingual
 from interop.paper.directory import Party, concept_label, load, party
 from interop.paper.letter import deliver, printed
+from interop.paper.printout import page_size, qr
 from interop.paper.rendering import HTML, PDF, negotiate
 
 PRINTERS = frozenset({Role.DOCTOR, Role.PATIENT, Role.PAPER_AGENT})
-FORMATS = ("A5", "A4")
 _PERIOD = {"h": Bilingual("heure", "ساعة"), "d": Bilingual("jour", "يوم"), "wk": Bilingual("semaine", "أسبوع"),
            "mo": Bilingual("mois", "شهر")}
 
@@ -66,16 +65,14 @@ class Prescription:
            callers={Role.DOCTOR, Role.PATIENT, Role.PAPER_AGENT}, definition="https://fhir.sijill.ma/OperationDefinition/MedicationRequest-print")
 async def print_prescription(inv: Invocation):
     media = negotiate(inv.request)
-    size = (inv.first("format") or "A5").upper()
-    if size not in FORMATS:
-        raise FHIRError.of(400, "invalid", f"format={size} : A5 (par défaut) ou A4", "http.format")
+    size = page_size(inv)
     async with read_connection(inv.engine) as conn:
         target = await _target(conn, inv)
         lines = await _lines(conn, inv, target)
         prescription = await build(conn, inv, target, lines, size)
         stamp = await printed(conn, inv, prescription_patient(target), target.version_id)
     return await deliver(inv, media, "prescription.html", patients=[f"Patient/{prescription_patient(target)}"],
-                         rx=prescription, printed=stamp)
+                         doc=prescription, kind="rx", printed=stamp)
 
 
 def prescription_patient(target) -> str:
@@ -110,11 +107,6 @@ async def _lines(conn: AsyncConnection, inv: Invocation, target) -> list[dict]:
     return [e["resource"] for e in orjson.loads(found.bundle).get("entry") or []]
 
 
-def _qr(text: str) -> str:
-    """A PNG (four pixels a module): cheaper to lay out than the same code as SVG."""
-    return segno.make(text, error="m", micro=False).png_data_uri(scale=4, border=4)
-
-
 def _line(res: dict) -> Line:
     medication = res.get("medicationCodeableConcept") or {}
     coding = next(iter(medication.get("coding") or []), {})
@@ -143,6 +135,6 @@ async def build(conn: AsyncConnection, inv: Invocation, target, lines: list[dict
     patient_ref, requester = f"Patient/{prescription_patient(target)}", (res.get("requester") or {}).get("reference")
     people = await load(conn, [patient_ref, requester])
     return Prescription(
-        number, _qr(code(inv.settings, number)), min((x.get("authoredOn", "") for x in lines), default=None) or None,
+        number, qr(code(inv.settings, number)), min((x.get("authoredOn", "") for x in lines), default=None) or None,
         party(people.get(requester or "")), party(people.get(patient_ref), identify=True), [_line(x) for x in lines], size,
     )

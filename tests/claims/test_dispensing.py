@@ -12,10 +12,11 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from claims.tables import dispense_line
+from claims.tables import dispense_line, message_outbox
 from claims.uris import ALD, ATC, FUND, ICD10, INPE, MEDICINE, PRESCRIPTION_NUMBER
 from claims.worker import Worker
 from ehr.security.demo import DemoUser
+from ehr.store import repository
 from ehr.security.roles import Role
 from tests.claims import builders as b
 from tests.claims.test_appeals import BASE, DOCTOR, OTHER_PATIENT, PATIENT, secure_app, signing_key  # noqa: F401  (fixtures)
@@ -228,3 +229,19 @@ async def test_the_pharmacy_sheet_shows_the_patients_share_first_and_is_paid_at_
     assert decided["outcome"] == "complete"
     benefit = [a["amount"]["value"] for it in decided["item"] for a in it["adjudication"] if a["category"]["coding"][0]["code"] == "benefit"]
     assert sum(benefit) == pytest.approx(77.5)
+
+
+async def test_each_dispense_tells_the_patient_once_without_clinical_detail(world):
+    await _present(world, PHARMACIST_A, RX1)
+    first = await _post(world, PHARMACIST_A, _dispense("mr-1", METFORMIN_COOPER_850, 1, "a"))
+    second = await _post(world, PHARMACIST_A, _dispense("mr-1", METFORMIN_COOPER_850, 1, "a"))
+    assert (first.status_code, second.status_code) == (201, 201)
+    async with world.app.state.engine.connect() as conn:
+        rows = (await conn.execute(select(message_outbox.c.patient_id, message_outbox.c.about, message_outbox.c.communication_id)
+                                   .where(message_outbox.c.event == "prescription-dispensed"))).all()
+        told = (await repository.current(conn, "Communication", rows[0].communication_id)).resource()
+    assert sorted((r.patient_id, r.about) for r in rows) == sorted(
+        ("pa", f"MedicationDispense/{x.json()['id']}") for x in (first, second))
+    assert told["subject"]["reference"] == "Patient/pa" and told["category"][0]["coding"][0]["code"] == "prescription-dispensed"
+    texts = " ".join(p["contentString"] for p in told["payload"])
+    assert RX1[:9] in texts and "Metformin" not in texts and METFORMIN_COOPER_850 not in texts
