@@ -220,6 +220,7 @@ async def test_pharmacy_sheet_paid_against_prescription_and_dispense(client, app
         "resourceType": "MedicationRequest", "status": "active", "intent": "order",
         "medicationCodeableConcept": med, "subject": {"reference": f"Patient/{w.patient['id']}"},
         "authoredOn": day.isoformat(), "requester": {"reference": f"Practitioner/{w.doctor['id']}"},
+        "dispenseRequest": {"quantity": {"value": 2}},
     })
     await b.create(client, {
         "resourceType": "MedicationDispense", "status": "completed", "medicationCodeableConcept": pack,
