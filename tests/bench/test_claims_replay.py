@@ -58,7 +58,8 @@ def test_a_small_run_measures_every_phase_and_reports_each_target(database, tmp_
     assert verdict["decided"] + verdict["late_undecided"] + verdict["open_in_time"] == verdict["rows"]
     assert verdict["decision_hours_auto"]["n"] > 0 and verdict["peak_open"] > 0
     assert week["extrapolation"]["label"].startswith("EXTRAPOLATION")
-    assert sum(d["received"] for d in week["sla_days"]) == verdict["rows"]
+    # the SLA days are read after the verdict: sheets the replay still sent in between count there only
+    assert sum(d["received"] for d in week["sla_days"]) >= verdict["rows"]
 
     targets = {t["key"]: t for t in results["targets"]}
     assert set(targets) == {"auto_throughput", "national_day", "submit_p99", "eligibility_p99", "week_48h", "week_capacity"}
