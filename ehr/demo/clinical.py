@@ -266,6 +266,7 @@ class ClinicalHistory(Chart):
             }],
             "dispenseRequest": {
                 "validityPeriod": {"start": day(when), "end": day(when + timedelta(days=90))},
+                "quantity": {"value": 1, "unit": "boîte"},
                 "numberOfRepeatsAllowed": 0 if med.days else 2,
                 "expectedSupplyDuration": {"value": days, "unit": "days", "system": t.UCUM, "code": "d"},
             },

@@ -69,8 +69,8 @@ async def test_the_counter_agent_prints_for_the_patient_in_front_of_them(scene, 
         # the letters only: her clinical file and the fund's records stay closed to the counter
         for path in ("/Patient/pa", f"/Claim/{scene.amina_claim}", f"/ExplanationOfBenefit/{scene.amina.eob_id}"):
             assert (await counter.get(path, headers={"Accept": "application/fhir+json"})).status_code in (403, 404), path
-        # and only hers: Brahim's letters stay as they were (he was registered here), nobody else's open
-        assert (await counter.get("/Patient/pb/$access-report")).status_code == 200
+        # and only hers: Brahim, who is not at the counter, stays closed
+        assert (await counter.get("/Patient/pb/$access-report")).status_code == 404
 
         # her own report: the session and the printings, at the counter, with her present
         fr = _sections(await amina.get(report))["fr"]

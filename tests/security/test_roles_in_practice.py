@@ -36,14 +36,13 @@ async def test_pharmacist_finds_a_prescription_by_its_number_only(world):
         assert (await ph.get("/Patient", params={"name": "Alaoui"})).status_code == 403
         assert (await ph.get("/Observation/obs-a")).status_code == 403
 
-        # dispensing: update the prescription's status and record the dispense
-        mr = (await ph.get("/MedicationRequest/mr-a")).json()
-        assert (await ph.put("/MedicationRequest/mr-a", json={**mr, "status": "completed"})).status_code == 200
+        # dispensing the whole line records the dispense and completes the prescription
         dispense = {"resourceType": "MedicationDispense", "status": "completed", "medicationCodeableConcept": {"text": "Amoxicilline 1g"},
                     "subject": {"reference": "Patient/pa"}, "authorizingPrescription": [{"reference": "MedicationRequest/mr-a"}],
-                    "performer": [{"actor": {"reference": "Organization/ph-org"}}]}
+                    "performer": [{"actor": {"reference": "Organization/ph-org"}}], "quantity": {"value": 3}}
         created = await ph.post("/MedicationDispense", json=dispense)
-        assert created.status_code == 201
+        assert created.status_code == 201, created.text
+        assert (await ph.get("/MedicationRequest/mr-a")).json()["status"] == "completed"
         assert ids((await ph.get("/MedicationDispense")).json()) == {f"MedicationDispense/{created.json()['id']}"}
         # the whole record is for the patient and their doctors, not for dispensing
         assert (await ph.get("/Patient/pa/$everything")).status_code == 403
