@@ -44,6 +44,7 @@ from bench.claims_load import FHIR_HEADERS, LedgerWatch, Sender, SendStats, batc
 from bench.claims_week import fluid_week, plan_week, replay_week, required_agents, verdict
 from bench.harness import Run, load_average, machine_facts
 from bench.procs import RssSampler, Service, free_port
+from claims.caresheet import today
 from claims.clock import real_now_us
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,7 +132,7 @@ async def world_spools(url: str, base_url: str, jobs: list[tuple]) -> tuple[dict
     load_plugins()
     engine = create_engine(url)
     try:
-        world = await claims_world(engine, base_url, date.today())
+        world = await claims_world(engine, base_url, today(TZ))
     finally:
         await engine.dispose()
     if world is None:
@@ -297,7 +298,7 @@ class ClaimsRun:
 
     def _phase_day(self, label: str) -> tuple[date, int]:
         back, care_days = PHASE_DAYS[label]
-        return date.today() - timedelta(days=back), care_days
+        return today(TZ) - timedelta(days=back), care_days
 
     def _spool_days(self) -> None:
         args = self.args
@@ -514,7 +515,7 @@ class ClaimsRun:
     def _week(self) -> dict:
         args = self.args
         capacity = (self.results.get("throughput") or {}).get("auto_rate") or args.week_capacity
-        this_monday = date.today() - timedelta(days=date.today().weekday())
+        this_monday = today(TZ) - timedelta(days=today(TZ).weekday())
         monday = this_monday - timedelta(weeks=WEEK_WEEKS_BACK)
         plan = plan_week(monday, args.week_scale * NATIONAL_DAY, capacity, args.week_seconds, deadline_hours=48,
                          agents=args.agents, review_minutes=args.review_minutes, tz=TZ, sample=args.week_sample)

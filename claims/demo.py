@@ -245,12 +245,13 @@ class SheetGenerator:
     ``label`` keeps the sheet numbers of several generators of one day apart.
     """
 
-    def __init__(self, world: World, day: date, seed: int, *, label: str = "", care_days: int = 1) -> None:
+    def __init__(self, world: World, day: date, seed: int, *, label: str = "", care_days: int = 1,
+                 spare: frozenset[str] = frozenset()) -> None:
         self.population, self.day, self.label = world.population, day, label
         self.packs = world.packs
         self.rng = random.Random(f"claims-day:{seed}:{label}{day.isoformat()}")
         self.n = 0
-        self.insured = [p for p in self.population.patients if p in self.population.coverage]
+        self.insured = [p for p in self.population.patients if p in self.population.coverage and p not in spare]
         self.care_days = max(1, care_days)
         self._today: list[int] = []  # (patient, date) pairs as patient × care_days + days before the day
         self._earlier: list[int] = []
@@ -356,8 +357,11 @@ class SheetGenerator:
         pharmacy = self.org("pharmacie")
         if pharmacy is None:
             return self._fallback(pid, cov, on)
-        past = [c["code"] for mr in self.population.active_rx.get(pid, []) for c in mr["medicationCodeableConcept"]["coding"]
-                if c.get("system") == ATC and c.get("code") in self.packs]
+        # This day's own renewals are left out: a rerun of the day reads them back from the store
+        # and must still draw the same sheets.
+        own = f"ord-{self.label}{self.day:%Y%m%d}-".lower()
+        past = [c["code"] for mr in self.population.active_rx.get(pid, []) if not mr["id"].startswith(own)
+                for c in mr["medicationCodeableConcept"]["coding"] if c.get("system") == ATC and c.get("code") in self.packs]
         acute = rng.choice(_ACUTE_MEDICINES)  # drawn always: the day's draws never depend on the store
         codes = sorted(set(past))[:2] or ([acute] if acute in self.packs else [])
         if not codes:
@@ -403,9 +407,10 @@ async def _submit(engine: AsyncEngine, base_url: str, claim: dict, first: list[d
 
 async def load_claims_day(
     engine: AsyncEngine, settings: Settings, *, day: date | None = None, sheets: int | None = None, seed: int = 1,
-    decide: bool = True,
+    decide: bool = True, spare: frozenset[str] = frozenset(),
 ) -> DaySummary:
-    """Submit a day of care sheets for the loaded demo population (and decide them)."""
+    """Submit a day of care sheets for the loaded demo population (and decide them); the
+    ``spare`` patients get none (the demo's walk-ins arrive with a file the day did not touch)."""
     from claims.worker import Worker
 
     day = day or today(get_claims_settings().timezone)
@@ -413,7 +418,7 @@ async def load_claims_day(
     world = await claims_world(engine, settings.base_url, day, summary)
     if world is None:
         return summary
-    gen = SheetGenerator(world, day, seed)
+    gen = SheetGenerator(world, day, seed, spare=spare)
     if not gen.insured:
         return summary
     count = sheets if sheets is not None else max(10, len(gen.insured) // 4)

@@ -30,7 +30,7 @@ def _demo_users_bundle(reference: dict) -> dict:
 async def load_demo(settings: Settings, patients: int, seed: int, console: Console, *, load: bool = True,
                     as_json: bool = False) -> int:
     from claims.demo import load_claims_day
-    from ehr.demo.story_load import print_summary, summary, tell_story
+    from ehr.demo.story_load import print_summary, summary, tell_story, walk_in_ids
     from ehr.plugins import load_plugins
 
     load_plugins()  # the same hooks as the API: profile validation, care-sheet submission
@@ -47,7 +47,7 @@ async def load_demo(settings: Settings, patients: int, seed: int, console: Conso
             console.print(f"Demo data already loaded ({have} patients); nothing to do.")
         elif load:
             written = await _load_population(engine, opts, patients, seed, console)
-            day = await load_claims_day(engine, settings, seed=seed, decide=True)
+            day = await load_claims_day(engine, settings, seed=seed, decide=True, spare=await walk_in_ids(engine))
             console.print(
                 f"[green]A day of care sheets: {day.submitted} submitted, {day.decided} decided "
                 f"({', '.join(f'{k} {v}' for k, v in sorted(day.by_kind.items()))})[/green]"

@@ -27,6 +27,12 @@ async def _patients(engine: AsyncEngine) -> list[dict]:
         return [orjson.loads(c) for (c,) in rows]
 
 
+async def walk_in_ids(engine: AsyncEngine) -> frozenset[str]:
+    """The patients the demo keeps as walk-ins: strangers to the demo doctor and the counter."""
+    walk_ins = story.pick_walk_ins(await _patients(engine))
+    return frozenset({walk_ins.doctor["id"], walk_ins.counter["id"]}) if walk_ins else frozenset()
+
+
 def _doctor_patients(patients: list[dict], walk_ins: story.WalkIns | None) -> list[str]:
     """The first generated patients, and a few named Mohamed (never a walk-in)."""
     generated = sorted((p for p in patients if p["id"] != story.DEMO_PATIENT), key=lambda p: story.index_of(p["id"]))

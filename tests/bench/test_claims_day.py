@@ -17,6 +17,7 @@ from bench.claims_day import (
 )
 from bench.claims_load import batch_of, transaction_of
 from bench.claims_week import fluid_week, plan_week, required_agents
+from claims.caresheet import today
 from claims.clock import virtual_clock
 from claims.demo import claims_world, granted
 from claims.tables import claim_ledger, claim_review_task
@@ -25,6 +26,8 @@ from ehr.demo.generator import patient_bundles
 from ehr.interactions.transaction import Options, transaction
 from ehr.store.clock import now_us as real_now_us
 from tests.claims.test_demo import _some_providers
+
+TZ = "Africa/Casablanca"
 
 MONDAY = date(2026, 11, 2)
 
@@ -44,7 +47,7 @@ async def world(app, settings):
     await transaction(engine, _some_providers(1), opts)
     for bundle in patient_bundles(12, 1, per_patient=8):
         await transaction(engine, bundle, opts)
-    return await claims_world(engine, settings.base_url, date.today())
+    return await claims_world(engine, settings.base_url, today(TZ))
 
 
 async def test_the_day_has_the_mix_of_care_and_about_five_percent_for_review(world, tmp_path):
@@ -111,7 +114,7 @@ async def test_arrivals_follow_the_hours_of_the_day_and_the_days_of_the_week(wor
 
 
 async def test_the_spooled_sheets_go_through_the_real_submission_path(world, client, app, settings, tmp_path):
-    summary = spool_day(world, tmp_path / "day.ndjson", date.today(), 60, seed=5, care_days=10, eligibility_share=0.5)
+    summary = spool_day(world, tmp_path / "day.ndjson", today(TZ), 60, seed=5, care_days=10, eligibility_share=0.5)
     records = list(read_spool(summary.path))
     sheets = [r for r in records if r["kind"] != "eligibility"]
     first = [x for r in sheets for x in r.get("first") or ()]
@@ -166,7 +169,7 @@ def test_the_virtual_clock_runs_faster_from_its_origin():
 
 def test_the_week_plan_samples_so_the_busiest_hour_fits_the_capacity():
     plan = plan_week(MONDAY, 280_000, capacity_per_s=60, week_seconds=480, deadline_hours=48, agents=450,
-                     review_minutes=10, tz="Africa/Casablanca")
+                     review_minutes=10, tz=TZ)
     assert plan.speedup == pytest.approx((7 * 86_400 + 49 * 3600) / 480)
     assert peak_rate_per_s(280_000) * plan.sample * plan.speedup == pytest.approx(30.0)
     assert plan.week_total_full == sum(round(280_000 * w) for w in DAY_WEIGHTS)
