@@ -29,7 +29,8 @@ from interop.paper.catalogue import Bilingual
 from interop.paper.directory import Identifier, Party
 from interop.paper.letter import Printed
 from interop.paper.pdf import pdf_of
-from interop.paper.prescription import Line, Prescription, _qr
+from interop.paper.prescription import Line, Prescription
+from interop.paper.printout import qr
 from interop.paper.rendering import render
 
 TARGET_MS = 200
@@ -41,7 +42,7 @@ def _prescription(settings: Settings, i: int) -> Prescription:
     lines = [Line(Bilingual.same(MEDICINES[k]), None, "1 comprimé matin et soir", Bilingual("2 × / jour", "2 × / يوم"),
                   f"{k + 1} boîte", k % 2 == 0, "2026-06-02", k % 3, "active") for k in range(1 + i % 5)]
     return Prescription(
-        number, _qr(code(settings, number)), "2026-03-02",
+        number, qr(code(settings, number)), "2026-03-02",
         Party(Bilingual("Dr Karim Bennani", "د. كريم بناني"), [], "101234567"),
         Party(Bilingual("Amina Alaoui", "أمينة العلوي"), [Identifier(Bilingual("CIN", "ب.و.ت.إ"), "•••••456")]),
         lines, "A5",
@@ -56,13 +57,13 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 def run(count: int, settings: Settings) -> dict:
     stamp = Printed(datetime.now(timezone.utc), None, "MedicationRequest/bench")
     floor_page = b"<!DOCTYPE html><html><body><p>Sijill</p></body></html>"
-    pdf_of(floor_page), pdf_of(render("prescription.html", rx=_prescription(settings, 0), printed=stamp))  # fonts loaded once
+    pdf_of(floor_page), pdf_of(render("prescription.html", doc=_prescription(settings, 0), kind="rx", printed=stamp))  # fonts loaded once
     floor, full, sizes = [], [], []
     for i in range(count):
         t0 = time.perf_counter()
         pdf_of(floor_page)
         t1 = time.perf_counter()
-        pdf = pdf_of(render("prescription.html", rx=_prescription(settings, i), printed=stamp))
+        pdf = pdf_of(render("prescription.html", doc=_prescription(settings, i), kind="rx", printed=stamp))
         t2 = time.perf_counter()
         floor.append((t1 - t0) * 1000)
         full.append((t2 - t1) * 1000)
