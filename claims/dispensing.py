@@ -119,7 +119,8 @@ def _record_pack(res: dict, pack: Pack | None, qty: Decimal) -> None:
         res.pop("extension", None)
 
 
-@submission("MedicationDispense")
+@submission("MedicationDispense", instead="une erreur de délivrance se signale au médecin et à "
+            "l'organisme (Communication) ; ce qui reste à délivrer se lit par $remaining")
 async def dispense(ctx: Context, res: dict, res_id: str | None = None) -> Result:
     line_id = _line_id(res)
     if line_id is None or res.get("status") not in COUNTED:

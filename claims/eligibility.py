@@ -155,7 +155,7 @@ def _named(patient_id: str | None, identifier: dict | None, covered: bool) -> di
     return {"reference": f"Patient/{patient_id}", "identifier": identifier} if covered else {"identifier": identifier}
 
 
-@submission("CoverageEligibilityRequest")
+@submission("CoverageEligibilityRequest", instead="une nouvelle vérification des droits est une nouvelle demande (POST)")
 async def check_eligibility(ctx: Context, req: dict, res_id: str | None = None) -> Result:
     patient_id, identifier = await _patient(ctx, req)
     on = _served_on(req)

@@ -57,7 +57,8 @@ class _Sheet:
         return (self.inpe, self.sheet.identifier)
 
 
-@submission("Claim")
+@submission("Claim", instead="envoyez-le par POST /Claim (ou $submit) ; une correction est une nouvelle "
+            "feuille qui référence l'originale (Claim.related)")
 async def submit_claim(ctx: Context, res: dict, res_id: str | None = None) -> Result:
     (answer,) = await submit_claims(ctx, [(res, res_id)])
     if isinstance(answer, FHIRError):

@@ -46,9 +46,14 @@ async def notify_patient(conn: AsyncConnection, patient_id: str, event: str, abo
         await notifier(conn, patient_id, event, about, params)
 
 
-def submission(res_type: str) -> Callable[[SubmissionHandler], SubmissionHandler]:
+# Per submitted type: why it is not rewritten in place, and what the caller does instead.
+rewrite_refusals: dict[str, str] = {}
+
+
+def submission(res_type: str, *, instead: str) -> Callable[[SubmissionHandler], SubmissionHandler]:
     def register(handler: SubmissionHandler) -> SubmissionHandler:
         submission_handlers[res_type] = handler
+        rewrite_refusals[res_type] = instead
         return handler
 
     return register
@@ -56,14 +61,11 @@ def submission(res_type: str) -> Callable[[SubmissionHandler], SubmissionHandler
 
 def refuse_rewrite(res_type: str) -> None:
     """What callers submit through a handler has a business life of its own (a care sheet has a
-    ledger row, a clock, a decision): they may not rewrite or delete it in place; a correction is
-    a new submission that refers to the original."""
+    ledger row, a clock, a decision; a dispense took boxes off a line): they may not rewrite or
+    delete it in place."""
     if res_type in submission_handlers:
         raise FHIRError.of(
-            405, "not-supported",
-            f"Un {res_type} soumis ne se modifie ni ne se supprime : envoyez-le par POST /{res_type} (ou $submit) ; "
-            "une correction est une nouvelle feuille qui référence l'originale (Claim.related)",
-            res_type,
+            405, "not-supported", f"Un {res_type} soumis ne se modifie ni ne se supprime : {rewrite_refusals[res_type]}", res_type,
         )
 
 

@@ -143,6 +143,21 @@ async def test_partial_dispenses_at_two_pharmacies_add_up_and_complete_the_presc
     assert again.status_code == 409 and "il reste 0" in _issue(again)["diagnostics"]
 
 
+async def test_a_dispense_handed_over_is_not_rewritten_in_place(world):
+    await _present(world, PHARMACIST_A, RX1)
+    made = await _post(world, PHARMACIST_A, _dispense("mr-1", METFORMIN_COOPER_850, 1, "a"))
+    assert made.status_code == 201, made.text
+    dispense_id = made.headers["Location"].split("/MedicationDispense/")[1].split("/")[0]
+    async with world.client(PHARMACIST_A) as c:
+        stored = (await c.get(f"/MedicationDispense/{dispense_id}")).json()
+        rewrite = await c.put(f"/MedicationDispense/{dispense_id}", json={**stored, "quantity": {"value": 3}})
+        removal = await c.delete(f"/MedicationDispense/{dispense_id}")
+    assert rewrite.status_code == 405 and removal.status_code == 403  # a pharmacist deletes nothing at all
+    assert "Communication" in _issue(rewrite)["diagnostics"] and "Claim" not in _issue(rewrite)["diagnostics"]
+    lines = _lines((await _remaining(world, PHARMACIST_A)).json())
+    assert lines["MedicationRequest/mr-1"]["dispensed"]["valueQuantity"]["value"] == 1
+
+
 async def test_remaining_is_for_the_pharmacy_it_was_presented_to_the_prescriber_and_the_patient(world):
     assert (await _remaining(world, None)).status_code == 401
     assert (await _remaining(world, PHARMACIST_B)).status_code == 404  # not presented there
