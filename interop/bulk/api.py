@@ -157,5 +157,9 @@ async def export_file(request: Request, job_id: str, file_name: str, security: S
         chunks = await aio.open_chunks(store, out["key"])
     except ObjectMissing:
         raise FHIRError.of(404, "not-found", f"Le fichier {file_name} n'existe plus") from None
-    await security.audit.record_read()
+    try:
+        held = (await aio.read_all(store, job.patients_key(out["type"]))).decode().split()
+    except ObjectMissing:  # an export written before the patients were kept beside its files
+        held = []
+    await security.audit.record_read(patients=held)
     return StreamingResponse(chunks, media_type=NDJSON)

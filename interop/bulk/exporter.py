@@ -2,7 +2,9 @@
 
 Rows are read with the caller's access filter, the same condition every search of theirs
 carries: an insurer's export holds its fund's data only.  Pages are short transactions, so a
-long export holds no connection or snapshot for its whole duration.
+long export holds no connection or snapshot for its whole duration.  The patients of each page
+are gathered as it is read (one compartment query per page) and kept beside the file, so its
+download is audited for every patient it holds.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ehr.security.request import RequestSecurity
+from ehr.security.trail import patient_refs
 from ehr.store.db import read_connection
 from ehr.store.schema import idx_compartment, resource
 from interop.bulk.jobs import ExportJob, cancelled, purge, save
@@ -43,10 +46,11 @@ async def run(engine: AsyncEngine, store: ObjectStore, security: RequestSecurity
         for res_type in job.types:
             if await cancelled(store, job.id):
                 raise Cancelled()
-            counter = [0]
-            lines = _ndjson(engine, store, security, job, res_type, counter)
+            counter, patients = [0], set()
+            lines = _ndjson(engine, store, security, job, res_type, counter, patients)
             await aio.put_chunks(store, job.file_key(res_type), lines, "application/fhir+ndjson", MAX_FILE_BYTES)
             if counter[0]:
+                await aio.put_bytes(store, job.patients_key(res_type), "\n".join(sorted(patients)).encode(), "text/plain")
                 job.output.append({"type": res_type, "key": job.file_key(res_type), "count": counter[0]})
             else:  # an empty type gets no file (the manifest lists only what has data)
                 await aio.delete(store, job.file_key(res_type))
@@ -69,7 +73,8 @@ async def run(engine: AsyncEngine, store: ObjectStore, security: RequestSecurity
         await save(store, job)
 
 
-async def _ndjson(engine, store, security: RequestSecurity, job: ExportJob, res_type: str, counter: list[int]) -> AsyncIterator[bytes]:
+async def _ndjson(engine, store, security: RequestSecurity, job: ExportJob, res_type: str, counter: list[int],
+                  patients: set[str]) -> AsyncIterator[bytes]:
     access = security.for_request(res_type).access
     r = resource.c
     cond = [r.res_type == res_type, r.deleted == False]  # noqa: E712
@@ -86,6 +91,7 @@ async def _ndjson(engine, store, security: RequestSecurity, job: ExportJob, res_
             rows = (await conn.execute(
                 select(r.rid, r.content).where(and_(*cond, r.rid > last)).order_by(r.rid).limit(PAGE)
             )).all()
+            patients.update(await patient_refs(conn, [rid for rid, _ in rows]))
         if rows:
             last = rows[-1][0]
             counter[0] += len(rows)

@@ -48,6 +48,10 @@ class ExportJob:
     def file_key(self, res_type: str) -> str:
         return f"{self.prefix}{res_type}.ndjson"
 
+    def patients_key(self, res_type: str) -> str:
+        """Beside each file, the patients it holds: downloading it is audited for each of them."""
+        return f"{self.prefix}{res_type}.patients"
+
     def stale(self) -> bool:
         return self.state == "in-progress" and time.time() - self.heartbeat > STALE_SECONDS
 

@@ -139,6 +139,12 @@ async def test_an_insurer_system_exports_its_fund_data_only(secure_app):
     queries = {base64.b64decode(x["query"]).decode() for e in await audit_events(secure_app) for x in e.get("entity", [])
                if x.get("what") == {"display": "$export"} and "query" in x}
     assert {f"_export/{job}", f"_export/{job}/Claim.ndjson"} <= queries  # polls and downloads are audited
+    events = await audit_events(secure_app)
+    file_reads = [e for e in events if any(base64.b64decode(x.get("query", "")) == f"_export/{job}/Claim.ndjson".encode()
+                                           for x in e.get("entity", []))]
+    downloaded = {x["what"].get("reference") for e in file_reads for x in e["entity"]
+                  if x.get("what", {}).get("reference", "").startswith("Patient/")}
+    assert downloaded == {"Patient/pa"}  # the download names the patients the file holds: they see it in their trail
 
     async with _system_client(world, "cnops-system", "Organization/cnops") as cnops:  # not their job
         assert (await cnops.get(status_url)).status_code == 404
