@@ -136,10 +136,13 @@ def care_patients(q: Q, refs: Iterable[Ref], now_us: int, window_us: int) -> str
     (participant, member, care manager) that are not void, have started (``period.start`` given,
     not after now) and count until their end — else their start — plus ``window_us``: found from
     the caller's references, then each relationship's own rows.  An open end is indexed as
-    ``MAX_US``: the start then bounds the relationship."""
+    ``MAX_US``: the start then bounds the relationship.  An end further than one window past the
+    start counts as that: a far-future end typed once does not keep a file open for years (a
+    long follow-up is renewed by its visits)."""
     rel, p, d, s = q.alias("rel"), q.alias("pat"), q.alias("dat"), q.alias("tok")
     void = " OR ".join(f"({probe_int(s + '.param')} = {h} AND {probe_str(s + '.code')} IN {literal_list(codes)})" for h, codes in _REL_VOID)
-    until = f"(CASE WHEN {d}.high = {MAX_US} THEN {d}.low ELSE {d}.high END)"
+    span = q.bind(window_us)
+    until = f"(CASE WHEN {d}.high = {MAX_US} THEN {d}.low WHEN {d}.high > {d}.low + {span} THEN {d}.low + {span} ELSE {d}.high END)"
     return (
         f"SELECT {p}.target_id FROM idx_reference {rel} JOIN idx_reference {p} ON {p}.rid = {rel}.rid"
         f" WHERE {rel}.param IN {_ints(_REL_LINK)} AND {refs_match(q, rel, refs)}"

@@ -238,3 +238,16 @@ async def test_an_encounter_without_end_counts_from_its_start(world, server_cloc
         server_clock.advance(days=365 - 10 + 1)
         assert (await d1.get("/Patient/pa")).status_code == 404
         assert (await d3.get("/Patient/pa")).status_code == 404
+
+
+async def test_a_far_future_end_counts_one_window_past_the_start(world, server_clock):
+    now = datetime.now(timezone.utc)
+    await seed(world, {"resourceType": "Encounter", "id": "e-forever", "status": "in-progress", "class": {"code": "AMB"},
+                       "subject": {"reference": "Patient/pb"}, "participant": [{"individual": {"reference": "Practitioner/d4"}}],
+                       "period": {"start": _instant(now - timedelta(days=1)), "end": "2099-12-31T00:00:00Z"}})
+    async with world.client("D4") as d4:
+        assert (await d4.get("/Patient/pb")).status_code == 200
+        server_clock.advance(days=2 * 365 - 1 - 1)  # a window past the start, then the window itself
+        assert (await d4.get("/Patient/pb")).status_code == 200
+        server_clock.advance(days=2)
+        assert (await d4.get("/Patient/pb")).status_code == 404
