@@ -22,6 +22,9 @@ out of a record the caller may not write to.  It has two parts.
   - paper-channel agent: any patient (they enter paper sheets for whoever comes to the counter);
   - admin: none (reference data only).
 
+  A doctor writes no row carrying a security label a patient's Consent hides from them (unless
+  the glass is broken for that patient): what they could not read, they do not write.
+
   ``patient/`` scopes held outside the patient role confine the types they grant to the launch
   patient, as for reads.  A row in no Patient compartment follows the role table only.
 
@@ -77,6 +80,10 @@ class WritePolicy:
 
     def sql(self, q: Q, row: Row, written: Written) -> str:
         conditions = [self._whose(q, row, written)]
+        if self.principal.role is Role.DOCTOR:  # a label a Consent hides from them is not theirs to write either
+            glass = self.identity.glass_patients(self.policy.now_us)
+            labels = frozenset(h for h in self.identity.hidden if h.split("|", 1)[0] not in glass)
+            conditions.append(f"NOT {rules.hidden(q, row, labels)}")
         forged = _AS_WHOM.get(self.principal.role)
         if forged is not None:
             conditions.extend(f"(NOT {row.res_type} = {literal(t)} OR {cond})" for t, cond in forged(self, q, row).items())
