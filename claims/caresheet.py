@@ -39,6 +39,9 @@ SETTING_OF_TYPE = {
     "pharmacy": "pharmacy",
 }
 USES = ("claim", "preauthorization")
+# The key letters (lettre-clé, the acts' leading letters) that tell an ambulatory sheet's kind, for
+# the statistics: a consultation or visit of a specialist, then of a general practitioner, then lab work.
+CARE_KINDS = (("specialist", ("CS", "CNPSY", "VS")), ("gp", ("C", "V")), ("lab", ("B",)))
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,15 @@ class CareSheet:
     @property
     def submitted(self) -> Decimal:
         return sum((ln.submitted for ln in self.lines), Decimal(0))
+
+    @property
+    def care_kind(self) -> str | None:
+        """gp | specialist | lab for an ambulatory sheet whose acts say so (a specialist's
+        consultation wins over lab work on the same sheet); None otherwise."""
+        if self.care_setting != "ambulatory":
+            return None
+        letters = {ln.code.rstrip("0123456789") for ln in self.lines if ln.system == ACTS}
+        return next((kind for kind, keys in CARE_KINDS if letters & set(keys)), None)
 
     def fingerprint(self) -> str:
         """What makes two submissions "the same care sheet": its lines and use, not its ids."""

@@ -103,6 +103,7 @@ async def record_decisions(
             id=it.row.id, status=ledger.DECIDED, decided_at=now, decided_by=decided_by, outcome=it.decision.outcome,
             benefit_cents=cents(it.decision.benefit), patient_share_cents=cents(it.decision.patient_share),
             payee=it.decision.payee, ruleset_version=it.decision.ruleset_version, eob_id=eob_id,
+            ald=int(any(ln.ald for ln in it.decision.lines)),
             preauth_ref=preauth_number(it.row) if it.decision.preauth_period else None,
             preauth_from=it.decision.preauth_period[0].isoformat() if it.decision.preauth_period else None,
             preauth_until=it.decision.preauth_period[1].isoformat() if it.decision.preauth_period else None,

@@ -5,7 +5,7 @@ operations (``Claim/$submit``, ``Claim/$review-queue``, ``Claim/{id}/$decide``,
 ``Claim/{id}/$request-info``, ``Organization/{id}/$sla``, ``Subscription/{id}/$status``, ``$registry-feed``,
 ``Organization/{id}/$coverage-transitions``) and
 the write hooks (ClaimResponse subscriptions accepted; a provider's answer resumes a paused
-review clock), and what an operator watches (``claims.observe``).
+review clock; the statistics' placement of patients), and what an operator watches (``claims.observe``).
 """
 import claims.dispense_operations  # noqa: F401  ($remaining, $price, $bill)
 import claims.dispensing  # noqa: F401  (dispensing under a lock)
@@ -19,4 +19,5 @@ import claims.registry_feed  # noqa: F401
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401
 import claims.statistics.operations  # noqa: F401  (MeasureReport/$aggregate, $fairness)
+import claims.statistics.placement  # noqa: F401  (patient placement, coverage starts: a write hook)
 import claims.submission  # noqa: F401

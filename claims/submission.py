@@ -232,8 +232,8 @@ async def _route(ctx: Context, sheets: list[_Sheet]) -> None:
             provider_inpe=s.inpe, claim_identifier=sheet.identifier, payer_rank=1, claim_id=s.res_id or new_id(),
             response_id=new_id(), patient_id=sheet.patient_id, provider_ref=s.provider_ref,
             fund_ref=primary.fund_ref, fund_code=primary.fund_code, coverage_id=primary.id, use=sheet.use,
-            care_setting=sheet.care_setting, service_date=sheet.service_date.isoformat(), fingerprint=sheet.fingerprint(),
-            related_claim_id=sheet.related_claim_id, submitted_cents=cents(sheet.submitted),
+            care_setting=sheet.care_setting, care_kind=sheet.care_kind, service_date=sheet.service_date.isoformat(),
+            fingerprint=sheet.fingerprint(), related_claim_id=sheet.related_claim_id, submitted_cents=cents(sheet.submitted),
         )
 
 

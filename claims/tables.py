@@ -40,6 +40,9 @@ claim_ledger = Table(
     Column("coverage_id", String(64), nullable=True),  # the Coverage the claim was routed by
     Column("use", String(20), nullable=False),  # claim | preauthorization
     Column("care_setting", String(20), nullable=False),
+    # The statistics' finer setting of an ambulatory sheet, from its acts (claims.caresheet.care_kind):
+    # gp | specialist | lab; None for other ambulatory sheets and other settings.
+    Column("care_kind", String(16), nullable=True),
     Column("service_date", String(10), nullable=False),  # earliest date of care on the sheet
     Column("fingerprint", String(64), nullable=False),  # hash of the lines: same key, other lines = conflict
     Column("parent_id", BigInteger, nullable=True),  # complementary row → the primary row
@@ -51,6 +54,7 @@ claim_ledger = Table(
     Column("decided_at", BigInteger, nullable=True),
     Column("decided_by", String(130), nullable=True),  # "system" or the agent's reference
     Column("outcome", String(12), nullable=True),  # approved | partial | rejected
+    Column("ald", SmallInteger, nullable=True),  # 1: a line was decided under an ALD/ALC exemption (None: undecided)
     Column("submitted_cents", BigInteger, nullable=False, default=0),
     Column("benefit_cents", BigInteger, nullable=True),
     Column("patient_share_cents", BigInteger, nullable=True),
@@ -307,5 +311,31 @@ claim_status_code = Table(
     Column("claim_id", String(64), nullable=False, unique=True),
 )
 
+# Where each patient lives, for the statistics (claims.statistics.placement): province and region
+# from the Patient's address, kept by a write hook on every Patient write (none for an address
+# naming no known area), so an aggregate joins one indexed row per patient instead of reading
+# addresses.  ``sijill statistics refresh`` rebuilds it from the stored Patients.
+patient_place = Table(
+    "patient_place",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("province", String(40), nullable=True),  # None: the address names a region only
+    Column("region", String(2), nullable=False),
+    Index("ix_patient_place_region", "region", "province"),
+)
+
+# When each AMO Coverage starts (Coverage.period.start, order 1), kept by the same hook: the
+# time to the first care after the start of a coverage reads it.
+coverage_start = Table(
+    "coverage_start",
+    metadata,
+    Column("coverage_id", String(64), primary_key=True),
+    Column("patient_id", String(64), nullable=False),
+    Column("fund_code", String(32), nullable=False),  # CNSS, CNOPS… (the payor's sid/fund identifier)
+    Column("starts_on", String(10), nullable=False),  # ISO date
+    Index("ix_coverage_start_starts_on", "starts_on"),
+    Index("ix_coverage_start_patient", "patient_id"),
+)
+
 CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal, dispense_line,
-                registry_feed, coverage_transition, message_outbox, claim_status_code)
+                registry_feed, coverage_transition, message_outbox, claim_status_code, patient_place, coverage_start)

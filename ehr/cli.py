@@ -28,6 +28,7 @@ def _mount() -> None:
     """Commands contributed by the domain packages."""
     from ehr.security.cli import audit_app, token_command
     from claims.payment import pay_command
+    from claims.statistics.placement import statistics_app
     from claims.sla import sla_command
     from claims.worker import worker_command
     from profiles.cli import reference_app
@@ -38,6 +39,7 @@ def _mount() -> None:
     app.command("token")(token_command)
     app.add_typer(audit_app, name="audit")
     app.add_typer(reference_app, name="reference")
+    app.add_typer(statistics_app, name="statistics")
 
 
 _mount()

@@ -8,6 +8,9 @@ anything is stored, inside the same transaction; ``write_preparers`` run just be
 may complete the resource with what the server assigns (a prescription number), knowing the
 version it replaces.  ``routers``: endpoints a package serves ahead
 of the generic ``/fhir/{type}`` ones, negotiating their own media types (raw ``Binary`` bodies).
+``write_observers``: run after every create, update, patch or delete (batched: a Bundle's plain
+entries come together), inside the same transaction, with the versions written: what a package
+keeps beside the store (the statistics' patient placement) follows every write path at once.
 ``patient_notifier``: how the server tells a patient of an event concerning their file
 (``$start-care``, ``$break-glass``): the messaging package's ``notify`` (claims/messaging).
 """
@@ -30,10 +33,14 @@ WriteValidator = Callable[[Context, dict], Awaitable[None]]
 # (context, resource about to be stored, the current version it replaces or None on create).
 WritePreparer = Callable[[Context, dict, Stored | None], Awaitable[None]]
 
+# (context, the versions just written, each with its resource — None for a deletion).
+WriteObserver = Callable[[Context, list[tuple[Stored, dict | None]]], Awaitable[None]]
+
 submission_handlers: dict[str, SubmissionHandler] = {}
 bulk_submission_handlers: dict[str, BulkSubmissionHandler] = {}
 write_validators: list[WriteValidator] = []
 write_preparers: list[WritePreparer] = []
+write_observers: list[WriteObserver] = []
 routers: list = []  # fastapi.APIRouter, included by ehr.app before the generic routes
 # (connection, patient id, event, the resource concerned, parameters of the text)
 PatientNotifier = Callable[[AsyncConnection, str, str, str, dict], Awaitable[None]]
@@ -86,6 +93,16 @@ def validator(fn: WriteValidator) -> WriteValidator:
 def preparer(fn: WritePreparer) -> WritePreparer:
     write_preparers.append(fn)
     return fn
+
+
+def observer(fn: WriteObserver) -> WriteObserver:
+    write_observers.append(fn)
+    return fn
+
+
+async def observe_writes(ctx: Context, written: list[tuple[Stored, dict | None]]) -> None:
+    for observe in write_observers:
+        await observe(ctx, written)
 
 
 async def validate_write(ctx: Context, res: dict, prior: Stored | None = None) -> None:

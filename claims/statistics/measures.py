@@ -1,10 +1,12 @@
-"""The aggregates, one SQL statement each: care sheets of a period (date of care) grouped by up
-to two dimensions, computed by the database (GROUP BY, window functions for the percentiles) on
-SQLite and PostgreSQL alike — no row of the ledger is read into Python.
+"""The aggregates, one SQL statement each, computed by the database (GROUP BY, window functions
+for the percentiles) on SQLite and PostgreSQL alike — no row is read into Python.
 
-The population is the AMO decision of each care sheet: ledger rows of payer rank 1, use
-``claim``, not replaced by a correction (``superseded``).  Every cell also counts its distinct
-patients (``people``), which the disclosure rule (``disclosure``) needs.
+Care-sheet measures: the AMO decision of each care sheet of the period (date of care): ledger
+rows of payer rank 1, ``use`` claim, not replaced by a correction (``superseded``).  Coverage
+measures (``coverage``): the cliff's transitions ending in the period, the AMO coverages
+starting in it.  Patients are placed by ``patient_place`` (kept on every Patient write,
+``placement``): one join on the patient's id, no address read at query time.  Every cell also
+counts its distinct patients (``people``), which the disclosure rule (``disclosure``) needs.
 """
 from __future__ import annotations
 
@@ -16,10 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims.clock import HOUR_US
 from claims.reasons import REASONS
-from claims.tables import claim_decision_line, claim_ledger
+from claims.tables import claim_decision_line, claim_ledger, patient_place
 from claims.statistics.territory import UNPLACED, placed
 
-DIMENSIONS = ("region", "province", "provider-region", "fund", "month", "setting", "reason")
+SHEET_DIMENSIONS = ("region", "province", "provider-region", "fund", "month", "setting", "ald")
+DIMENSIONS = (*SHEET_DIMENSIONS, "reason")
+PLACES = ("region", "province")
 DEADLINE_US = 48 * HOUR_US
 
 
@@ -35,9 +39,11 @@ class Measure:
     name: str
     fr: str
     figures: tuple[Figure, ...]
+    dimensions: tuple[str, ...] = SHEET_DIMENSIONS  # what ``by`` may name
 
 
 _SHEETS = Figure("care-sheets", "Feuilles de soins", None)
+_COVERAGE_DIMENSIONS = ("region", "province", "fund", "month")
 MEASURES = {m.name: m for m in (
     Measure("care-sheets", "Feuilles de soins reçues", (_SHEETS,)),
     Measure("decision-delay", "Délai de décision (48 heures)", (
@@ -50,7 +56,16 @@ MEASURES = {m.name: m for m in (
         Figure("paid", "Montant pris en charge", "MAD"),
         Figure("left-to-patient", "Reste à charge", "MAD"),
         Figure("out-of-pocket-share", "Part du reste à charge", "%"))),
-    Measure("refusals", "Lignes refusées par motif", (Figure("refused-lines", "Lignes refusées", None),)),
+    Measure("refusals", "Lignes refusées par motif", (Figure("refused-lines", "Lignes refusées", None),), DIMENSIONS),
+    Measure("coverage-transitions", "Sorties de couverture au seuil RSU", (
+        Figure("transitions", "Couvertures terminées au seuil", None),
+        Figure("ald-transitions", "Dont transition ALD", None),
+        Figure("restored", "Couverture rétablie depuis", None)), (*_COVERAGE_DIMENSIONS, "ald")),
+    Measure("time-to-first-care", "Délai du premier soin après l'ouverture des droits", (
+        Figure("coverages", "Couvertures ouvertes", None),
+        Figure("with-care", "Dont avec une feuille de soins", None),
+        Figure("days-median", "Délai médian du premier soin", "d"),
+        Figure("days-p90", "Délai du premier soin, 90e centile", "d")), _COVERAGE_DIMENSIONS),
 )}
 
 
@@ -60,19 +75,27 @@ class Period:
     end: date  # inclusive
 
 
+def ald_code(flag):
+    """The ``ald`` stratum of a 1/0 flag (None: the sheet is not decided yet)."""
+    return case((flag == 1, "ald"), (flag == 0, "non-ald"), else_="undecided")
+
+
+def with_places(source, columns: list, patient_id, by: tuple[str, ...]):
+    """``source`` outer-joined to the patients' placement when ``by`` names a place."""
+    if not set(PLACES) & set(by):
+        return source
+    columns += [func.coalesce(patient_place.c.region, UNPLACED).label("region"),
+                func.coalesce(patient_place.c.province, UNPLACED).label("province")]
+    return source.outerjoin(patient_place, patient_place.c.patient_id == patient_id)
+
+
 def _sheets(period: Period, by: tuple[str, ...]):
-    """The period's care sheets, with the places the dimensions ask for: the relation every
-    measure groups (placing people costs a join over their addresses: only when grouped by it)."""
+    """The period's care sheets with every dimension as a column: the relation the measures group."""
     led = claim_ledger.c
-    columns = [led.id, led.patient_id, led.fund_code, led.care_setting, led.received_at, led.decided_at,
-               led.submitted_cents, led.benefit_cents, led.patient_share_cents,
-               func.substr(led.service_date, 1, 7).label("month")]
-    source = claim_ledger
-    if {"region", "province"} & set(by):
-        patient = placed("patient_place", "Patient")
-        source = source.outerjoin(patient, patient.c.ref == literal("Patient/") + led.patient_id)
-        columns += [func.coalesce(patient.c.region, UNPLACED).label("region"),
-                    func.coalesce(patient.c.province, UNPLACED).label("province")]
+    columns = [led.id, led.patient_id, led.received_at, led.decided_at, led.submitted_cents, led.benefit_cents,
+               led.patient_share_cents, led.fund_code.label("fund"), func.substr(led.service_date, 1, 7).label("month"),
+               func.coalesce(led.care_kind, led.care_setting).label("setting"), ald_code(led.ald).label("ald")]
+    source = with_places(claim_ledger, columns, led.patient_id, by)
     if "provider-region" in by:
         provider = placed("provider_place", "Practitioner", "Organization")
         source = source.outerjoin(provider, provider.c.ref == led.provider_ref)
@@ -90,17 +113,51 @@ def _reasons():
     return union_all(*rows).subquery("reason_code")
 
 
-_COLUMNS = {"fund": "fund_code", "setting": "care_setting", "provider-region": "provider_region"}
+def column(rel, dim: str):
+    return rel.c[dim.replace("-", "_")]
 
 
-def _column(rel, dim: str):
-    return rel.c[_COLUMNS.get(dim, dim)]
+def ranked(rel, by: tuple[str, ...], value, *where):
+    """``rel``'s rows with their dimensions (``k0``, ``k1``), patient, ``value``, its rank in the
+    cell (``rn``, the rows without a value last) and the cell's count of values (``n``)."""
+    keys = [column(rel, d) for d in by]
+    part = {"partition_by": keys} if keys else {}
+    return (select(*[k.label(f"k{i}") for i, k in enumerate(keys)], rel.c.patient_id, value.label("value"),
+                   func.row_number().over(order_by=[case((value.is_(None), 1), else_=0), value], **part).label("rn"),
+                   func.count(value).over(**part).label("n"))
+            .where(*where).subquery("ranked"))
+
+
+def nearest_rank(r, p: int, scale: float = 1.0):
+    """The p-th percentile by nearest rank: ceil(p·n/100) in integers, on both databases."""
+    return func.max(case((r.rn == (r.n * p + 99) // 100, r.value))) / scale
 
 
 async def aggregate(conn: AsyncConnection, measure: str, by: tuple[str, ...], period: Period) -> list[dict]:
     """One dict per cell: ``key`` (tuple of the dimensions' values; ``()`` for the whole), ``people``
-    and the measure's figures (money in MAD, delays in hours, shares in %)."""
+    and the measure's figures (money in MAD, delays in hours or days, shares in %)."""
+    from claims.statistics.coverage import coverage_query
+
+    q = coverage_query(measure, by, period) if measure in ("coverage-transitions", "time-to-first-care") \
+        else _sheet_query(measure, by, period)
+    cells = []
+    for row in (await conn.execute(q)).mappings():
+        values = dict(row)
+        key = tuple(values.pop(f"k{i}") for i in range(len(by)))
+        cells.append({"key": key, "people": values.pop("people"),
+                      **{k: (round(float(v), 2) if isinstance(v, float) else v) for k, v in values.items()}})
+    return cells
+
+
+def _sheet_query(measure: str, by: tuple[str, ...], period: Period):
     s = _sheets(period, by)
+    if measure == "decision-delay":
+        r = ranked(s, by, s.c.decided_at - s.c.received_at, s.c.decided_at.is_not(None)).c
+        keys = [r[f"k{i}"] for i in range(len(by))]
+        return select(*keys, func.count(func.distinct(r.patient_id)).label("people"), func.count().label("decided"),
+                      (100.0 * func.sum(case((r.value <= DEADLINE_US, 1), else_=0)) / func.count()).label("within-48h"),
+                      nearest_rank(r, 50, float(HOUR_US)).label("delay-median"),
+                      nearest_rank(r, 90, float(HOUR_US)).label("delay-p90")).group_by(*keys)
     if measure == "refusals":
         reasons, line = _reasons(), claim_decision_line.c
         rel = (select(s, reasons.c.reason, line.id.label("line_id"))
@@ -108,40 +165,15 @@ async def aggregate(conn: AsyncConnection, measure: str, by: tuple[str, ...], pe
                             .join(reasons, (literal(" ") + line.reasons + literal(" ")).like(
                                 literal("% ") + reasons.c.reason + literal(" %"))))
                .where(line.benefit_cents == 0).subquery("refusal"))
-        keys = [_column(rel, d) for d in by]
-        q = select(*keys, func.count(func.distinct(rel.c.patient_id)).label("people"),
-                   func.count(rel.c.line_id).label("refused-lines")).group_by(*keys)
-    elif measure == "decision-delay":
-        keys_s = [_column(s, d) for d in by]
-        delay = (s.c.decided_at - s.c.received_at).label("delay")
-        part = {"partition_by": keys_s} if keys_s else {}
-        ranked = (select(*[k.label(f"k{i}") for i, k in enumerate(keys_s)], s.c.patient_id, delay,
-                         func.row_number().over(order_by=delay, **part).label("rn"),
-                         func.count().over(**part).label("n"))
-                  .where(s.c.decided_at.is_not(None)).subquery("ranked"))
-        keys = [ranked.c[f"k{i}"] for i in range(len(by))]
-        r = ranked.c
-
-        def nearest_rank(p: int):  # ceil(p·n/100) in integers, on both databases
-            return func.max(case((r.rn == (r.n * p + 99) // 100, r.delay))) / float(HOUR_US)
-
-        q = select(*keys, func.count(func.distinct(r.patient_id)).label("people"), func.count().label("decided"),
-                   (100.0 * func.sum(case((r.delay <= DEADLINE_US, 1), else_=0)) / func.count()).label("within-48h"),
-                   nearest_rank(50).label("delay-median"), nearest_rank(90).label("delay-p90")).group_by(*keys)
-    else:
-        keys = [_column(s, d) for d in by]
-        figures = [func.count().label("care-sheets")]
-        if measure == "amounts":
-            decided = s.c.benefit_cents.is_not(None)
-            paid, left = func.sum(s.c.benefit_cents), func.sum(s.c.patient_share_cents)
-            figures = [func.sum(case((decided, s.c.submitted_cents))) / 100.0, paid / 100.0, left / 100.0,
-                       100.0 * left / func.nullif(paid + left, 0)]
-            figures = [f.label(fig.code) for f, fig in zip(figures, MEASURES["amounts"].figures)]
-        q = select(*keys, func.count(func.distinct(s.c.patient_id)).label("people"), *figures).group_by(*keys)
-    cells = []
-    for row in (await conn.execute(q)).mappings():
-        values = dict(row)
-        key = tuple(values.pop(k.name) for k in keys)
-        cells.append({"key": key, "people": values.pop("people"),
-                      **{k: (round(float(v), 2) if isinstance(v, float) else v) for k, v in values.items()}})
-    return cells
+        keys = [column(rel, d).label(f"k{i}") for i, d in enumerate(by)]
+        return select(*keys, func.count(func.distinct(rel.c.patient_id)).label("people"),
+                      func.count(rel.c.line_id).label("refused-lines")).group_by(*keys)
+    keys = [column(s, d).label(f"k{i}") for i, d in enumerate(by)]
+    figures = [func.count().label("care-sheets")]
+    if measure == "amounts":
+        decided = s.c.benefit_cents.is_not(None)
+        paid, left = func.sum(s.c.benefit_cents), func.sum(s.c.patient_share_cents)
+        figures = [func.sum(case((decided, s.c.submitted_cents))) / 100.0, paid / 100.0, left / 100.0,
+                   100.0 * left / func.nullif(paid + left, 0)]
+        figures = [f.label(fig.code) for f, fig in zip(figures, MEASURES["amounts"].figures)]
+    return select(*keys, func.count(func.distinct(s.c.patient_id)).label("people"), *figures).group_by(*keys)

@@ -3,7 +3,9 @@ statistics role only (403 for every other role, before anything is read), small 
 suppressed, each extraction audited (the query, no patient: none is exposed).
 
     GET /fhir/MeasureReport/$aggregate?measure=care-sheets|decision-delay|amounts|refusals
-        &by=region|province|provider-region|fund|month|setting|reason[,second]&period=YYYY[-MM[-DD]][/YYYY[-MM[-DD]]]
+            |coverage-transitions|time-to-first-care
+        &by=region|province|provider-region|fund|month|setting|ald|reason[,second]&period=YYYY[-MM[-DD]][/YYYY[-MM[-DD]]]
+    (the dimensions each measure takes: ``Measure.dimensions``)
     GET /fhir/MeasureReport/$fairness?period=…   (regions side by side with the national value)
 
 ``Accept: text/csv`` (or ``_format=csv``) answers CSV instead of the MeasureReport.
@@ -19,7 +21,7 @@ from fastapi.responses import Response
 
 from claims.statistics.disclosure import THRESHOLD, hidden_cells
 from claims.statistics.fairness import fairness_report
-from claims.statistics.measures import DIMENSIONS, MEASURES, Period, aggregate
+from claims.statistics.measures import MEASURES, Period, aggregate
 from claims.statistics.report import csv_text, measure_report
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
@@ -57,7 +59,7 @@ def parse_period(raw: object) -> Period:
 
 def _dimensions(raw: object, measure: str) -> tuple[str, ...]:
     by = tuple(d.strip() for d in str(raw or "").split(",") if d.strip())
-    allowed = DIMENSIONS if measure == "refusals" else tuple(d for d in DIMENSIONS if d != "reason")
+    allowed = MEASURES[measure].dimensions
     if len(by) > 2 or len(set(by)) != len(by) or any(d not in allowed for d in by):
         raise FHIRError.of(400, "value", f"by : une ou deux dimensions distinctes parmi {', '.join(allowed)}", "by")
     return by

@@ -19,15 +19,20 @@ MEASURE_URL = "https://fhir.sijill.ma/Measure/"
 POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 UCUM = "http://unitsofmeasure.org"
 SMALL = "<10"
+_NAMES = {
+    "setting": {"gp": "Médecin généraliste", "specialist": "Médecin spécialiste", "lab": "Laboratoire",
+                "ambulatory": "Autres soins ambulatoires", "pharmacy": "Pharmacie", "hospital": "Hospitalisation"},
+    "ald": {"ald": "En ALD/ALC", "non-ald": "Hors ALD/ALC", "undecided": "Non décidée"},
+}
 
 
 def label(dim: str, value: str) -> str:
-    """What a stratum's value is called (French): an area's name, a reason's text, else the value."""
+    """What a stratum's value is called (French): an area's name, a reason's text, a setting's… else the value."""
     if dim in ("region", "province", "provider-region"):
         return display(value)[0]
     if dim == "reason" and value in REASONS:
         return REASONS[value].fr
-    return value
+    return _NAMES.get(dim, {}).get(value, value)
 
 
 def _score(value, unit: str | None) -> dict:

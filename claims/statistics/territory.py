@@ -22,6 +22,7 @@ from profiles.terminology.content import static_resources
 
 TERRITORY = "https://fhir.sijill.ma/CodeSystem/territoire"
 UNPLACED = "inconnu"  # the stratum of addresses naming no known region or province
+ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")  # what ``address`` indexes
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,27 @@ def _names() -> tuple[tuple[str, str, str | None], ...]:
         for name in names:
             keys.setdefault(normalize(name), (a.region, province))
     return tuple((k, r, p) for k, (r, p) in sorted(keys.items()))
+
+
+@lru_cache(maxsize=1)
+def _by_name() -> dict[str, tuple[str, str | None]]:
+    return {k: (r, p) for k, r, p in _names()}
+
+
+def place_of(res: dict) -> tuple[str | None, str] | None:
+    """(province or None, region) of a resource's ``address`` by the rule above — the parts the
+    ``address`` search parameter indexes, folded the same way; None when no part names an area."""
+    found = [hit for address in res.get("address") or [] if isinstance(address, dict)
+             for part in ADDRESS_PARTS for text in _texts(address.get(part))
+             if (hit := _by_name().get(normalize(text))) is not None]
+    provinces = sorted(p for _, p in found if p)
+    if provinces:
+        return provinces[0], provinces[0][:2]
+    return (None, min(r for r, _ in found)) if found else None
+
+
+def _texts(value: object) -> list[str]:
+    return [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
 
 
 def _names_relation() -> Subquery:

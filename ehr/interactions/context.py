@@ -137,13 +137,14 @@ class Result:
 
 async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: str, prior: Stored | None) -> Stored:
     """Every create/update/patch passes here: domain validators first, then the versioned write."""
-    from ehr.hooks import validate_write
+    from ehr.hooks import observe_writes, validate_write
     from ehr.store import repository
 
     await validate_write(ctx, res, prior)
     stored = await repository.write(
         ctx.conn, res_type, res_id, res, method=method, prior=prior, index_later=ctx.pending_index
     )
+    await observe_writes(ctx, [(stored, res)])
     await ctx.wrote(stored, res, method)
     return stored
 
@@ -151,7 +152,7 @@ async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: 
 async def store_many(ctx: Context, items: list, *, validated: bool = False) -> list[Stored]:
     """``store`` for many versions (``repository.NewVersion``) in a fixed number of statements
     (``validated``: the caller ran the write validators on each already)."""
-    from ehr.hooks import validate_write
+    from ehr.hooks import observe_writes, validate_write
     from ehr.store import repository
 
     for item in items if not validated else ():
@@ -160,6 +161,7 @@ async def store_many(ctx: Context, items: list, *, validated: bool = False) -> l
     written = await repository.write_many(ctx.conn, items, index_later=pending)
     if ctx.pending_index is None:
         await repository.flush_index(ctx.conn, pending)
+    await observe_writes(ctx, [(stored, item.res) for item, stored in zip(items, written)])
     for item, stored in zip(items, written):
         await ctx.wrote(stored, item.res, item.method)
     return written

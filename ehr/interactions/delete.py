@@ -2,6 +2,7 @@
 caller is the same no-op (204), so a delete reveals nothing about what the caller cannot see."""
 from __future__ import annotations
 
+from ehr.hooks import observe_writes
 from ehr.interactions.context import Context, Result
 from ehr.interactions.preconditions import check_if_match, lock_condition, single_match
 from ehr.store import repository
@@ -21,6 +22,7 @@ async def delete(ctx: Context, res_type: str, res_id: str, *, if_match: str | No
 
         patients = await patient_refs(ctx.conn, [prior.rid])
     stored = await repository.write(ctx.conn, res_type, res_id, None, method="DELETE", prior=prior)
+    await observe_writes(ctx, [(stored, None)])
     await ctx.wrote(stored, None, "DELETE")
     return Result(204, stored, patients=patients)
 
