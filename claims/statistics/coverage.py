@@ -12,7 +12,7 @@
 """
 from __future__ import annotations
 
-from sqlalchemy import Integer, case, func, select
+from sqlalchemy import Integer, and_, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -52,15 +52,16 @@ def _transitions(period: Period, by: tuple[str, ...]):
 
 def _starts(period: Period, by: tuple[str, ...]):
     cs, led = coverage_start.c, claim_ledger.c
-    first_care = (select(func.min(led.service_date))
-                  .where(led.patient_id == cs.patient_id, led.payer_rank == 1, led.use == "claim",
-                         led.status != "superseded", led.service_date >= cs.starts_on)
-                  .scalar_subquery())
+    opened = and_(cs.starts_on >= period.start.isoformat(), cs.starts_on <= period.end.isoformat())
+    # one join and GROUP BY, not a lookup per coverage: the planner hashes either side
+    first = (select(cs.coverage_id, func.min(led.service_date).label("first_care"))
+             .select_from(coverage_start.join(claim_ledger, and_(led.patient_id == cs.patient_id, led.service_date >= cs.starts_on)))
+             .where(opened, led.payer_rank == 1, led.use == "claim", led.status != "superseded")
+             .group_by(cs.coverage_id).subquery("first_care"))
     columns = [cs.patient_id, cs.fund_code.label("fund"), func.substr(cs.starts_on, 1, 7).label("month"),
-               days_between(first_care, cs.starts_on).label("days")]
-    source = with_places(coverage_start, columns, cs.patient_id, by)
-    return (select(*columns).select_from(source)
-            .where(cs.starts_on >= period.start.isoformat(), cs.starts_on <= period.end.isoformat()).subquery("start"))
+               days_between(first.c.first_care, cs.starts_on).label("days")]
+    source = with_places(coverage_start.outerjoin(first, first.c.coverage_id == cs.coverage_id), columns, cs.patient_id, by)
+    return select(*columns).select_from(source).where(opened).subquery("start")
 
 
 def coverage_query(measure: str, by: tuple[str, ...], period: Period):
