@@ -9,11 +9,13 @@ care after a coverage starts — small cells suppressed as everywhere, every oth
 Both backends."""
 from __future__ import annotations
 
+import base64
 import csv
 import io
 
+import orjson
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, union_all
 
 from claims.clock import HOUR_US
 from claims.statistics.placement import refresh
@@ -23,6 +25,7 @@ from ehr.interactions.context import Context
 from ehr.interactions.delete import delete as delete_resource
 from ehr.security.demo import DemoUser
 from ehr.security.roles import Role
+from ehr.security.tables import audit_inbox, audit_log
 from ehr.store.db import write_transaction
 from tests.claims import builders as b
 from tests.claims.test_adjudication_scenarios import World, drain
@@ -211,6 +214,19 @@ async def test_dimensions_a_measure_does_not_have_are_refused(population):
     for query in ("measure=coverage-transitions&by=setting", "measure=time-to-first-care&by=ald", "measure=care-sheets&by=reason"):
         r = await _get(world, STAT, f"/MeasureReport/$aggregate?{query}&period=2025")
         assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["by"], r.text
+
+
+async def test_an_extraction_of_a_new_measure_is_audited_with_its_query(population):
+    world, _ = population
+    assert (await _get(world, STAT, "/MeasureReport/$aggregate?measure=time-to-first-care&by=region&period=2025")).status_code == 200
+    async with world.app.state.engine.connect() as conn:
+        events = [orjson.loads(e) for (e,) in (await conn.execute(union_all(select(audit_inbox.c.event), select(audit_log.c.event)))).all()]
+    mine = [e for e in events if any(a.get("who", {}).get("reference") == STAT.fhir_user for a in e["agent"])]
+    assert len(mine) == 1
+    entities = mine[0]["entity"]
+    assert not any(x.get("what", {}).get("reference", "").startswith("Patient/") for x in entities)
+    query = base64.b64encode(b"measure=time-to-first-care&by=region&period=2025").decode()
+    assert any(x.get("query") == query for x in entities)
 
 
 @pytest.mark.parametrize("user", ["D1", "pa", "AG", "AD", "PH", "PA"])
