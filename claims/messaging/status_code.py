@@ -95,17 +95,16 @@ async def existing_code(conn: AsyncConnection, claim_id: str) -> str | None:
 
 
 router = APIRouter()
-_limiter: MovingWindowRateLimiter | None = None
 
 
 async def _throttle(request: Request) -> None:
-    global _limiter
     settings = get_settings()
-    if _limiter is None:
-        _limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
+    state = request.app.state
+    if getattr(state, "status_code_limiter", None) is None:  # one per server, like its other limits
+        state.status_code_limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
     item = parse(settings.claims_status_code_rate)
     address = request.client.host if request.client else "unknown"
-    if not await _limiter.hit(item, "status-code", address):
+    if not await state.status_code_limiter.hit(item, "status-code", address):
         raise FHIRError.of(429, "throttled", f"Too many status lookups: the limit is {item}", headers={"Retry-After": "60"})
 
 
