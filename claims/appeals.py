@@ -52,6 +52,7 @@ from claims.coverage import coverage_facts, payor_refs
 from claims.ledger import LedgerRow
 from claims.lookups import identifier_value, resources_by_id
 from claims.money import cents, from_cents
+from claims.messaging.status_code import code_for, shown
 from claims.notify import Subscriptions
 from claims.operations import caller
 from claims.recording import SYSTEM
@@ -399,7 +400,7 @@ async def _revise(ctx: Context, row: LedgerRow, claim: dict, decision: Decision,
                                    patient_share_cents=cents(decision.patient_share), outcome=decision.outcome):
         raise FHIRError.of(409, "conflict", f"Claim/{row.claim_id} vient de changer d'état ({row.status})")
     prior = await repository.current(conn, "ClaimResponse", row.response_id, for_update=True)
-    answer = decided_response(claim, row, decision, now, decided_by, row.preauth_ref)
+    answer = decided_response(claim, row, decision, now, decided_by, row.preauth_ref, shown(await code_for(conn, row.claim_id)))
     answer["extension"] = _without_appeal(answer) + ([extension] if extension else [])
     if disposition:
         answer["disposition"] += f" — {disposition}"

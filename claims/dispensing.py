@@ -150,7 +150,7 @@ async def dispense(ctx: Context, res: dict, res_id: str | None = None) -> Result
     await add_dispensed(ctx.conn, line.id, qty)
     # The server's notice, not the pharmacist's write: through the connection, past their write rules.
     await notify(ctx.conn, line.patient_id, "prescription-dispensed", f"MedicationDispense/{result.stored.res_id}",
-                 {"code": line.number or "", "date": on.strftime("%d/%m/%Y")})
+                 {"number": line.number or "", "date": on.strftime("%d/%m/%Y")})
     if qty == remaining:
         await _complete_if_done(ctx, line)
     return result

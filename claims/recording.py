@@ -19,7 +19,7 @@ from claims.clock import deadline
 from claims.ledger import LedgerRow
 from claims.money import cents
 from claims.messaging.notices import notify
-from claims.messaging.status_code import code_for, shown
+from claims.messaging.status_code import codes_for, shown
 from claims.notify import Subscriptions
 from claims.responses import decided_response, explanation_of_benefit, queued_response
 from claims.tables import claim_decision_line, claim_review_task
@@ -123,10 +123,11 @@ async def record_decisions(
     ]
     if lines:
         await ctx.conn.execute(claim_decision_line.insert(), lines)
+    codes = {i: shown(c) for i, c in (await codes_for(ctx.conn, [it.row.claim_id for it in items])).items()}
     versions = []
     for it, eob_id in zip(items, eob_ids):
         preauth = preauth_number(it.row) if it.decision.preauth_period else None
-        answer = decided_response(it.claim, it.row, it.decision, now, decided_by, preauth)
+        answer = decided_response(it.claim, it.row, it.decision, now, decided_by, preauth, codes[it.row.claim_id])
         eob = explanation_of_benefit(it.claim, it.row, it.decision, now, it.row.response_id)
         versions.append(NewVersion("ClaimResponse", it.row.response_id, answer, "PUT", it.prior_response))
         versions.append(NewVersion("ExplanationOfBenefit", eob_id, eob, "POST", None))
@@ -141,7 +142,7 @@ async def record_decisions(
     for it in items:
         if it.row.use == "claim":  # the patient is told of each insurer's decision and what they owe
             await notify(ctx, it.row.patient_id, "claim-decided", f"ClaimResponse/{it.row.response_id}", {
-                "code": shown(await code_for(ctx.conn, it.row.claim_id)), "owed": str(it.decision.patient_share)})
+                "code": codes[it.row.claim_id], "owed": str(it.decision.patient_share)})
     await open_complementary(ctx, [
         (it.row, it.claim, cov, rank)
         for it in items if it.row.payer_rank == 1 and it.row.use == "claim" and it.decision.patient_share > 0
@@ -168,9 +169,11 @@ async def open_complementary(ctx: Context, follow_ups: list[tuple[LedgerRow, dic
         if ledger_id is not None:
             claims_by_ledger[ledger_id] = claim
     rows = await ledger.by_ids(ctx.conn, list(claims_by_ledger))
+    codes = await codes_for(ctx.conn, [row.claim_id for row in rows.values()])
     note = "Part complémentaire : décision après celle de l'organisme AMO"
     await store_many(ctx, [
-        NewVersion("ClaimResponse", row.response_id, queued_response(claims_by_ledger[lid], row, now, note), "POST", None)
+        NewVersion("ClaimResponse", row.response_id,
+                   queued_response(claims_by_ledger[lid], row, now, shown(codes[row.claim_id]), note), "POST", None)
         for lid, row in rows.items()
     ])
     await queue.enqueue_many(ctx.conn, [(lid, row.due_at) for lid, row in rows.items()], now)
@@ -206,9 +209,11 @@ async def record_pends(ctx: Context, items: list[ToRecord], *, now: int) -> list
              escalated=0, created_at=now, paused_total_us=0)
         for it in items
     ])
+    codes = await codes_for(ctx.conn, [it.row.claim_id for it in items])
     await store_many(ctx, [
         NewVersion("ClaimResponse", it.row.response_id, queued_response(
-            it.claim, it.row, now, f"Feuille de soins en cours d'examen par un agent de l'organisme : {it.decision.pend.detail}",
+            it.claim, it.row, now, shown(codes[it.row.claim_id]),
+            f"Feuille de soins en cours d'examen par un agent de l'organisme : {it.decision.pend.detail}",
         ), "PUT", it.prior_response)
         for it in items
     ])

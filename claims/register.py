@@ -15,6 +15,7 @@ import claims.notify  # noqa: F401
 import claims.observe  # noqa: F401  (claims gauges, the queue's readiness check)
 import claims.operations  # noqa: F401
 import claims.prescribing.checks  # noqa: F401  (checks at prescribing: DetectedIssues)
+import claims.prescribing.ready_notice  # noqa: F401  (after the checks: the patient told the number)
 import claims.registry_feed  # noqa: F401
 import claims.review  # noqa: F401
 import claims.sla  # noqa: F401

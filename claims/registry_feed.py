@@ -73,7 +73,7 @@ async def _funds(conn, codes: set[str]) -> dict[str, str]:
 
 async def _resolve(conn, rows: list[FeedRow], own_fund: str | None) -> tuple[dict[str, str], dict[str, str]]:
     """Patients and funds the rows name; every row naming an unknown one (or another fund's
-    coverage, for a fund's gateway) is an issue, and nothing is written."""
+    coverage, for a fund's gateway: 403, the whole feed) is an issue, and nothing is written."""
     funds = await _funds(conn, {r.fund for r in rows if r.fund})
     named = {r.patient for r in rows if r.patient}
     direct = {p.split("/", 1)[1] for p in named if p.startswith("Patient/")}
@@ -84,14 +84,18 @@ async def _resolve(conn, rows: list[FeedRow], own_fund: str | None) -> tuple[dic
         found = await patients_by_identifier(conn, system, value)
         if len(found) == 1:
             patients[p] = found[0]
-    issues = []
+    issues, foreign = [], []
     for r in rows:
         if r.patient and r.patient not in patients:
             issues.append(r.issue(f"patient inconnu « {r.patient} »", "not-found"))
         if r.fund and r.fund not in funds:
             issues.append(r.issue(f"organisme sans fiche « {r.fund} »", "not-found"))
         elif own_fund and r.kind == "coverage" and funds[r.fund] != own_fund:
-            issues.append(r.issue(f"la passerelle de {own_fund} n'envoie pas les couvertures de {r.fund}", "forbidden"))
+            foreign.append(r.issue(f"couverture de l'organisme {r.fund} : la passerelle de {own_fund} n'envoie que les "
+                                   "couvertures de son organisme ; le flux est refusé en entier, rien n'en est chargé",
+                                   "forbidden"))
+    if foreign:  # a sender speaking for another fund: refused as such, whatever else is wrong
+        raise FHIRError(403, foreign)
     if issues:
         raise FHIRError(422, issues)
     return patients, funds

@@ -1,7 +1,9 @@
 """The FHIR answers: the ClaimResponse (queued, then decided) and the patient's EOB.
 
 One ClaimResponse per claim and payer: created ``queued`` at submission (its Location is what
-the provider keeps) and updated to the decision, so its history is the claim's history.
+the provider keeps) and updated to the decision, so its history is the claim's history.  Every
+version carries the sheet's status code as its ``identifier`` (``status_identifier``): the
+acknowledgement of a submission already gives the code the patient types to follow the sheet.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from claims.uris import (
     EXT_RECEIVED,
     EXT_RULESET,
     PAYEE_TYPE,
+    STATUS_CODE,
 )
 
 _OUTCOME_TEXT = {
@@ -46,9 +49,15 @@ def _clock_extensions(row: LedgerRow) -> list[dict]:
     return ext
 
 
-def _base(claim: dict, row: LedgerRow, created_us: int) -> dict:
+def status_identifier(code: str) -> dict:
+    """The care sheet's status code (shown form) as an identifier of its answers."""
+    return {"type": {"text": "Code de suivi / رمز التتبع"}, "system": STATUS_CODE, "value": code}
+
+
+def _base(claim: dict, row: LedgerRow, created_us: int, status_code: str) -> dict:
     res = {
         "resourceType": "ClaimResponse",
+        "identifier": [status_identifier(status_code)],
         "status": "active",
         "type": claim.get("type"),
         "use": row.use,
@@ -62,8 +71,8 @@ def _base(claim: dict, row: LedgerRow, created_us: int) -> dict:
     return res
 
 
-def queued_response(claim: dict, row: LedgerRow, now: int, note: str | None = None) -> dict:
-    res = _base(claim, row, now)
+def queued_response(claim: dict, row: LedgerRow, now: int, status_code: str, note: str | None = None) -> dict:
+    res = _base(claim, row, now, status_code)
     res["extension"] = _clock_extensions(row)
     res["outcome"] = "queued"
     res["disposition"] = note or "Feuille de soins reçue : décision au plus tard à l'échéance indiquée"
@@ -107,8 +116,9 @@ def _totals(decision: Decision) -> list[dict]:
     ]
 
 
-def decided_response(claim: dict, row: LedgerRow, decision: Decision, now: int, decided_by: str, preauth_ref: str | None) -> dict:
-    res = _base(claim, row, now)
+def decided_response(claim: dict, row: LedgerRow, decision: Decision, now: int, decided_by: str, preauth_ref: str | None,
+                     status_code: str) -> dict:
+    res = _base(claim, row, now, status_code)
     res["extension"] = _clock_extensions(row) + [
         {"url": EXT_RULESET, "valueString": decision.ruleset_version},
         {"url": EXT_DECIDED_BY, "valueString": decided_by},

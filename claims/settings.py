@@ -26,6 +26,7 @@ class ClaimsSettings(BaseModel):
     transition_renotify_days: int = Field(default=15, ge=1)
     sms_gateway_url: str | None = None
     sms_gateway_token: SecretStr | None = None
+    sms_inbound_secret: SecretStr | None = None
     smtp_host: str | None = None
     smtp_port: int = 25
     smtp_starttls: bool = False

@@ -10,7 +10,8 @@ written together — a claim is either fully received, with its 48-hour clock ru
 all.
 
 The answer is ``201 Created`` whose body is the ClaimResponse (``outcome = queued``, deadline
-in the ``claim-deadline`` extension) and whose Location is that ClaimResponse: the provider
+in the ``claim-deadline`` extension, the sheet's status code — created in the same transaction —
+as its ``identifier``) and whose Location is that ClaimResponse: the provider
 polls it (or subscribes) for the decision.  A resubmission answers ``200`` with its current
 version.
 """
@@ -25,6 +26,7 @@ from claims.caresheet import CareSheet, any_reference, require_valid
 from claims.clock import deadline, now_us
 from claims.coverage import coverage_facts, payor_refs, route
 from claims.lookups import identifier_value, patient_records, resources_by_id
+from claims.messaging.status_code import codes_for, shown
 from claims.money import cents
 from claims.responses import queued_response
 from claims.settings import get_claims_settings
@@ -280,11 +282,13 @@ async def _receive(ctx: Context, sheets: list[_Sheet], settings) -> None:
                                         "renvoyez-la pour obtenir sa réponse", "Claim.identifier")
     received = [s for s in fresh if s.key in ids]
     rows = await ledger.by_ids(ctx.conn, list(ids.values()))
+    codes = await codes_for(ctx.conn, [r.claim_id for r in rows.values()])  # on every letter from now on
     versions = []
     for s in received:
         row = rows[ids[s.key]]
         versions.append(NewVersion("Claim", row.claim_id, s.res, "POST", None))
-        versions.append(NewVersion("ClaimResponse", row.response_id, queued_response(s.res, row, now), "POST", None))
+        versions.append(NewVersion("ClaimResponse", row.response_id,
+                                   queued_response(s.res, row, now, shown(codes[row.claim_id])), "POST", None))
     written = await store_many(ctx, versions)
     for s, response in zip(received, written[1::2]):
         s.answer = Result(201, response)

@@ -283,12 +283,14 @@ coverage_transition = Table(
 
 # Patient notifications to send by SMS or e-mail (claims.messaging): one row per (patient,
 # event, resource concerned), unique, so a retry or a replay of the same event never sends
-# twice.  The row is written with its Communication, in the event's own transaction.
+# twice.  The row is written with its Communication, in the event's own transaction.  An
+# answer to an inbound SMS goes to the number that texted (``reply_to``, in ``language``), and
+# has no patient when the answer is the generic one.
 message_outbox = Table(
     "message_outbox",
     metadata,
     Column("id", RowId, primary_key=True, autoincrement=True),
-    Column("patient_id", String(64), nullable=False),
+    Column("patient_id", String(64), nullable=True),
     Column("event", String(40), nullable=False),  # claim-decided, payment, care-started …
     Column("about", String(130), nullable=False),  # ClaimResponse/<id>, Patient/<id> …
     Column("communication_id", String(64), nullable=False),
@@ -298,6 +300,8 @@ message_outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", BigInteger, nullable=False),
     Column("sent_at", BigInteger, nullable=True),
+    Column("reply_to", String(32), nullable=True),
+    Column("language", String(2), nullable=True),
     UniqueConstraint("patient_id", "event", "about", name="ux_message_outbox_event"),
     Index("ix_message_outbox_due", "status", "next_attempt_at"),
 )
@@ -337,5 +341,14 @@ coverage_start = Table(
     Index("ix_coverage_start_patient", "patient_id"),
 )
 
+# Inbound SMS the gateway posted (claims.messaging.inbound), by the gateway's message id: a
+# message posted again (the gateway retries until it gets a 2xx) is answered once.
+sms_inbound = Table(
+    "sms_inbound",
+    metadata,
+    Column("message_id", String(64), primary_key=True),
+    Column("received_at", BigInteger, nullable=False),
+)
+
 CLAIM_TABLES = (claim_ledger, claim_job, claim_review_task, claim_decision_line, claim_payment, claim_outbox, claim_appeal, dispense_line,
-                registry_feed, coverage_transition, message_outbox, claim_status_code, patient_place, coverage_start)
+                registry_feed, coverage_transition, message_outbox, claim_status_code, patient_place, coverage_start, sms_inbound)

@@ -9,6 +9,7 @@ PRESCRIPTION_NUMBER = SID + "prescription"
 FUND = SID + "fund"  # a fund's acronym as an Organization identifier (CNSS, CNOPS, ...)
 PAYMENT_NUMBER = SID + "payment"  # a PaymentReconciliation's number, quoted by the answers it pays
 PREAUTH = SID + "preauthorization"  # numbers of the funds' attestations de prise en charge
+STATUS_CODE = SID + "claim-status-code"  # the care sheet's status code (claims.messaging.status_code) on its answers
 MEMBER_SYSTEMS = {SID + n for n in ("cnss", "cnops", "amo-tadamon", "mutuelle")}
 
 # Code systems

@@ -183,6 +183,9 @@ class Settings(BaseSettings):
     claims_messaging_quick_retries: int = Field(default=3, ge=1)  # in-process tries of one round
     claims_messaging_max_rounds: int = Field(default=4, ge=1)  # rounds (spaced by the notify backoff) before not-done
     claims_status_code_rate: str = "10/minute"  # GET /status/{code} per network address
+    # The SMS gateway posts the messages texted to our number to POST /sms/inbound with this
+    # secret ("Authorization: Bearer …"); unset, that endpoint does not exist (404).
+    claims_sms_inbound_secret: SecretStr | None = None
     claims_timezone: str = "Africa/Casablanca"
     # A lab or imaging test ordered again within this many days of the same test done or
     # ordered warns the doctor (claims/prescribing); SIJILL_DUPLICATE_TEST_DAYS, 0 turns it off.

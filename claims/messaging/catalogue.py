@@ -10,12 +10,16 @@ from __future__ import annotations
 import unicodedata
 from string import Formatter
 
+# Where a care sheet stands (``status_code.STAGES``), answered to a patient who texted its code.
+STAGE_EVENTS = {stage: f"status-{stage}" for stage in ("received", "under-review", "decided", "paid", "replaced")}
+UNKNOWN_EVENT = "status-unknown"  # the one answer that confirms nothing: unknown code, or not the patient's phone
 EVENTS = ("claim-decided", "payment", "coverage-ending", "prescription-ready", "prescription-dispensed",
-          "care-started", "break-glass", "ald-transition")
+          "care-started", "break-glass", "ald-transition", *STAGE_EVENTS.values(), UNKNOWN_EVENT)
 LANGUAGES = ("fr", "ar")
 
 # The widest value each parameter may take in a text (longer values are cut to it).
-WIDTHS = {"code": 9, "owed": 9, "amount": 9, "date": 10, "until": 10, "doctor": 22, "regime": 12}
+# ``number``: a prescription number, whole (``7SE7-N65P-TKS7``): the patient gives it at the pharmacy.
+WIDTHS = {"code": 9, "number": 14, "owed": 9, "amount": 9, "date": 10, "until": 10, "doctor": 22, "regime": 12}
 
 TEXTS: dict[str, dict[str, str]] = {
     "claim-decided": {
@@ -33,12 +37,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "ar": "سجل: تنتهي تغطيتكم {regime} يوم {date}. راجعوا صندوقكم",
     },
     "prescription-ready": {
-        "fr": "Sijill: votre ordonnance {code} est disponible. Présentez ce code à la pharmacie.",
-        "ar": "سجل: وصفتكم {code} جاهزة. قدموا هذا الرمز في الصيدلية",
+        "fr": "Sijill: votre ordonnance {number} est disponible. Donnez ce numéro dans toute pharmacie.",
+        "ar": "سجل: وصفتكم رقم {number} جاهزة. قدموا هذا الرقم في أي صيدلية",
     },
     "prescription-dispensed": {
-        "fr": "Sijill: votre ordonnance {code} a été délivrée le {date}. Pas vous ? Signalez-le à votre caisse.",
-        "ar": "سجل: صرفت وصفتكم {code} يوم {date}. إن لم تكونوا أنتم فبلغوا",
+        "fr": "Sijill: votre ordonnance {number} a été délivrée le {date}. Pas vous ? Signalez-le à votre caisse.",
+        "ar": "سجل: صرفت وصفتكم {number} يوم {date}. لستم أنتم؟ بلغوا",
     },
     "care-started": {
         "fr": "Sijill: {doctor} a ouvert votre dossier médical le {date} jusqu'au {until}. "
@@ -54,6 +58,30 @@ TEXTS: dict[str, dict[str, str]] = {
         "fr": "Sijill: votre prise en charge de longue durée continue jusqu'au {date}. "
               "Présentez-vous à votre caisse avant cette date.",
         "ar": "سجل: تستمر تغطية مرضكم المزمن إلى {date}. راجعوا صندوقكم قبله",
+    },
+    "status-received": {
+        "fr": "Sijill: votre feuille de soins {code} est arrivée et en cours de traitement.",
+        "ar": "سجل: توصلنا بورقة العلاج {code} وهي قيد المعالجة",
+    },
+    "status-under-review": {
+        "fr": "Sijill: votre feuille de soins {code} est en cours d'examen par votre caisse.",
+        "ar": "سجل: ورقة العلاج {code} قيد الدراسة لدى صندوقكم",
+    },
+    "status-decided": {
+        "fr": "Sijill: votre feuille de soins {code} est traitée. Détail au guichet ou sur Sijill.",
+        "ar": "سجل: تمت معالجة ورقة العلاج {code}",
+    },
+    "status-paid": {
+        "fr": "Sijill: le remboursement de votre feuille de soins {code} a été payé.",
+        "ar": "سجل: تم أداء التعويض عن ورقة العلاج {code}",
+    },
+    "status-replaced": {
+        "fr": "Sijill: votre feuille de soins {code} a été remplacée par une feuille corrigée.",
+        "ar": "سجل: عوضت ورقة العلاج {code} بورقة مصححة",
+    },
+    "status-unknown": {
+        "fr": "Sijill: nous ne pouvons pas répondre à ce message. Renseignez-vous au guichet de votre caisse.",
+        "ar": "سجل: لا يمكننا الرد على هذه الرسالة. راجعوا شباك صندوقكم",
     },
 }
 

@@ -41,10 +41,12 @@ NOT_DONE_TEXT = {"opted-out": "Le patient ne souhaite pas être notifié par ce 
 @dataclass(frozen=True)
 class _Due:
     id: int
-    patient_id: str
+    patient_id: str | None
     event: str
     communication_id: str
     attempts: int
+    reply_to: str | None
+    language: str | None
 
 
 async def _lease(engine: AsyncEngine, now: int, limit: int, hold_us: int) -> list[_Due]:
@@ -54,7 +56,7 @@ async def _lease(engine: AsyncEngine, now: int, limit: int, hold_us: int) -> lis
     async with write_transaction(engine) as conn:
         rows = (await conn.execute(
             update(message_outbox).where(o.id.in_(due)).values(next_attempt_at=now + hold_us)
-            .returning(o.id, o.patient_id, o.event, o.communication_id, o.attempts)
+            .returning(o.id, o.patient_id, o.event, o.communication_id, o.attempts, o.reply_to, o.language)
         )).all()
     return sorted((_Due(*r) for r in rows), key=lambda d: d.id)
 
@@ -74,12 +76,16 @@ async def deliver_messages(engine: AsyncEngine, settings: ClaimsSettings, http: 
     settled = 0
     for item in items:
         async with engine.connect() as conn:
-            patient = await repository.current(conn, "Patient", item.patient_id)
+            patient = await repository.current(conn, "Patient", item.patient_id) if item.patient_id else None
             comm = await repository.current(conn, "Communication", item.communication_id)
         if comm is None:
             continue
-        way = route(patient.resource() if patient and not patient.deleted else {}, item.event, today(settings.timezone),
-                    settings.messaging_language)
+        way: Route | str
+        if item.reply_to:  # an answer to an inbound SMS: to the number that asked
+            way = Route("sms", item.reply_to, item.language or settings.messaging_language)
+        else:
+            way = route(patient.resource() if patient and not patient.deleted else {}, item.event, today(settings.timezone),
+                        settings.messaging_language)
         error, reason = None, None
         if isinstance(way, str):
             reason = way
@@ -127,7 +133,7 @@ async def _settle(engine: AsyncEngine, settings: ClaimsSettings, item: _Due, way
 
 def _audit(item: _Due, way: Route | str, reason: str | None, now: int) -> dict:
     """What was sent, to whom, on which channel, with which template (never the text)."""
-    event = audit_event("operation", None, patient=f"Patient/{item.patient_id}", operation="$notify",
+    event = audit_event("operation", None, patient=f"Patient/{item.patient_id}" if item.patient_id else None, operation="$notify",
                         what=f"Communication/{item.communication_id}", recorded_us=now,
                         status=200 if reason is None else 422, description=reason)
     channel = way.channel if isinstance(way, Route) else "none"

@@ -63,7 +63,7 @@ def _minor(patient: dict, today: date) -> bool:
     return (today.year - b.year - ((today.month, today.day) < (b.month, b.day))) < 18
 
 
-def _is_guardian(contact: dict) -> bool:
+def is_guardian(contact: dict) -> bool:
     return any(c.get("code") in GUARDIANS for r in contact.get("relationship") or [] for c in r.get("coding") or [])
 
 
@@ -73,7 +73,7 @@ def route(patient: dict, event: str, today: date, default_language: str) -> Rout
         return "opted-out"
     lang = language(patient, default_language)
     if _minor(patient, today):
-        for contact in filter(_is_guardian, patient.get("contact") or []):
+        for contact in filter(is_guardian, patient.get("contact") or []):
             reachable = _reachable(contact.get("telecom") or [], today)
             if reachable:
                 return Route(*reachable[0], lang, guardian=True)

@@ -3,10 +3,12 @@
 A code is 7 random characters of an alphabet without look-alikes (no 0/O, 1/I/L, U) and a
 check character (Luhn mod 30), e.g. ``K7QM-4RZ9`` — given at a counter or typed on a basic
 phone, a typo is caught before any lookup.  It is random (never derived from an id), so a code
-says nothing by itself and codes cannot be enumerated from one another.  Created with the first
-notification about the sheet and printed on its letters.
+says nothing by itself and codes cannot be enumerated from one another.  Created when the sheet
+is received (in the submission's transaction: a resubmission finds the same one), returned in
+its ClaimResponses (``identifier``, system ``claims.uris.STATUS_CODE``) and printed on its letters.
 
-``GET /status/{code}`` (public, no token): ``{"code", "stage"}`` with stage ``received``,
+``GET /status/{code}`` (public, no token): ``{"code", "stage"}`` with stage ``received`` (from
+the submission on: being processed),
 ``under-review``, ``decided``, ``paid`` or ``replaced`` — nothing else (no name, no amount, no
 fund).  400 for a malformed code or a wrong check character, 404 for an unknown one; throttled
 per address (``claims_status_code_rate``); every answered lookup is audited in the patient's
@@ -15,6 +17,7 @@ trail (who: the network address).
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -65,30 +68,63 @@ def shown(code: str) -> str:
     return f"{code[:4]}-{code[4:]}"
 
 
+async def codes_for(conn: AsyncConnection, claim_ids: list[str]) -> dict[str, str]:
+    """The sheets' codes by Claim id, created for those without one, in a fixed number of
+    statements (concurrent first uses agree on one; a code drawn twice is drawn again)."""
+    ids = sorted(set(claim_ids))
+    codes = await codes_of(conn, ids)
+    while missing := [i for i in ids if i not in codes]:
+        insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(claim_status_code)
+        await conn.execute(insert.values([{"code": new_code(), "claim_id": i} for i in missing]).on_conflict_do_nothing())
+        codes = await codes_of(conn, ids)
+    return codes
+
+
 async def code_for(conn: AsyncConnection, claim_id: str) -> str:
-    """The sheet's code, created on first use (concurrent first uses agree on one)."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(claim_status_code)
-    await conn.execute(insert.values(code=new_code(), claim_id=claim_id).on_conflict_do_nothing())
-    return await existing_code(conn, claim_id)
+    return (await codes_for(conn, [claim_id]))[claim_id]
+
+
+async def codes_of(conn: AsyncConnection, claim_ids: list[str]) -> dict[str, str]:
+    """The codes the sheets already have (readers: letters never create one)."""
+    c = claim_status_code.c
+    return dict((await conn.execute(select(c.claim_id, c.code).where(c.claim_id.in_(claim_ids)))).all()) if claim_ids else {}
 
 
 async def existing_code(conn: AsyncConnection, claim_id: str) -> str | None:
-    return (await conn.execute(select(claim_status_code.c.code).where(claim_status_code.c.claim_id == claim_id))).scalar()
+    return (await codes_of(conn, [claim_id])).get(claim_id)
 
 
 router = APIRouter()
-_limiter: MovingWindowRateLimiter | None = None
 
 
 async def _throttle(request: Request) -> None:
-    global _limiter
     settings = get_settings()
-    if _limiter is None:
-        _limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
+    state = request.app.state
+    if getattr(state, "status_code_limiter", None) is None:  # one per server, like its other limits
+        state.status_code_limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
     item = parse(settings.claims_status_code_rate)
     address = request.client.host if request.client else "unknown"
-    if not await _limiter.hit(item, "status-code", address):
+    if not await state.status_code_limiter.hit(item, "status-code", address):
         raise FHIRError.of(429, "throttled", f"Too many status lookups: the limit is {item}", headers={"Retry-After": "60"})
+
+
+@dataclass(frozen=True)
+class Sheet:
+    """Where the sheet with a code stands, and whose it is (never answered beyond ``stage``)."""
+
+    claim_id: str
+    patient_id: str
+    stage: str
+
+
+async def sheet_with(conn: AsyncConnection, code: str) -> Sheet | None:
+    """The sheet a (normalised) code is on; its stage is that of its AMO claim."""
+    c, led = claim_status_code.c, claim_ledger.c
+    found = (await conn.execute(
+        select(led.claim_id, led.patient_id, led.status).join(claim_status_code, c.claim_id == led.claim_id)
+        .where(c.code == code).order_by(led.payer_rank).limit(1)
+    )).first()
+    return Sheet(found.claim_id, found.patient_id, STAGES.get(found.status, "received")) if found else None
 
 
 @router.get("/status/{typed}")
@@ -98,14 +134,10 @@ async def status(typed: str, request: Request) -> JSONResponse:
         code = normalise(typed)
     except ValueError as exc:
         raise FHIRError.of(400, "value", f"Code de suivi invalide : {exc}", "code") from None
-    c, led = claim_status_code.c, claim_ledger.c
     async with write_transaction(request.app.state.engine) as conn:
-        found = (await conn.execute(
-            select(led.status, led.patient_id).join(claim_status_code, c.claim_id == led.claim_id)
-            .where(c.code == code).order_by(led.payer_rank).limit(1)
-        )).first()
-        if found is None:
+        sheet = await sheet_with(conn, code)
+        if sheet is None:
             raise FHIRError.of(404, "not-found", "Aucune feuille de soins ne porte ce code")
-        await append(conn, [audit_event("operation", None, patient=f"Patient/{found.patient_id}", operation="$status-code",
+        await append(conn, [audit_event("operation", None, patient=f"Patient/{sheet.patient_id}", operation="$status-code",
                                         address=request.client.host if request.client else None)])
-    return JSONResponse({"code": shown(code), "stage": STAGES.get(found.status, "received")})
+    return JSONResponse({"code": shown(code), "stage": sheet.stage})

@@ -43,6 +43,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "label.care_date": ("Date des soins", "تاريخ العلاج"),
     "label.decision_date": ("Date de la décision", "تاريخ القرار"),
     "label.decision": ("Décision", "القرار"),
+    "label.status_code": ("Code de suivi", "رمز التتبع"),
     "row.total": ("Total", "المجموع"),
     # --- printed prescription ----------------------------------------------------------------
     "rx.title": ("Ordonnance", "وصفة طبية"),
@@ -122,6 +123,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "col.provider": ("Prestataire", "مقدم العلاج"),
     "col.kind": ("Nature", "النوع"),
     "col.amount": ("Montant versé", "المبلغ المدفوع"),
+    "col.status_code": ("Code de suivi", "رمز التتبع"),
     "kind.payment": ("Remboursement", "تعويض"),
     "kind.adjustment": ("Complément (correction ou recours)", "تكملة (تصحيح أو طعن)"),
     "kind.recovery": ("Retenue d'un trop-perçu", "اقتطاع مبلغ مدفوع بزيادة"),

@@ -2,7 +2,7 @@
 
 ``GET ExplanationOfBenefit/{id}/$letter`` and ``GET ClaimResponse/{id}/$letter`` print the same
 letter from the exchange's ledger and its decided lines (exact centimes): the fund, the
-patient (identifiers masked), the provider, the date of care and sheet number, each line (label
+patient (identifiers masked), the provider, the date of care, sheet number and status code, each line (label
 from the terminology in both languages, amount asked, accepted, paid by the fund, left to the
 patient, coded reasons), totals, who is paid, and how and until when to appeal.
 """
@@ -19,6 +19,7 @@ from claims import ledger
 from claims.adjudication.ruleset import rulesets
 from claims.clock import DAY_US, now_us
 from claims.ledger import LedgerRow
+from claims.messaging.status_code import existing_code, shown
 from claims.money import from_cents
 from claims.reasons import REASONS
 from claims.tables import claim_appeal, claim_decision_line, claim_ledger, claim_payment
@@ -75,6 +76,7 @@ class DecisionLetter:
     payee_name: Bilingual | None
     paid_on: str | None
     appeal: Appeal
+    status_code: str | None = None  # what the patient types or gives at a counter to follow the sheet
     superseded_by: str | None = None
     revised_on: date | None = None
     totals: dict[str, Decimal] = field(default_factory=dict)
@@ -156,6 +158,7 @@ async def build(conn: AsyncConnection, row: LedgerRow) -> DecisionLetter:
         payee_name=display_name(payee) or display_name(people.get(f"Patient/{row.patient_id}")),
         paid_on=(await conn.execute(select(claim_payment.c.paid_on).where(claim_payment.c.ledger_id == row.id))).scalar(),
         appeal=_appeal(row, appeals, superseded is not None),
+        status_code=shown(code) if (code := await existing_code(conn, row.claim_id)) else None,
         superseded_by=superseded,
         revised_on=local(max(closed), tz).date() if closed else None,
         totals={k: sum((getattr(ln, k) for ln in lines), Decimal(0))

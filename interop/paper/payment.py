@@ -2,7 +2,7 @@
 provider under tiers payant), care sheet by care sheet.
 
 ``GET PaymentReconciliation/{id}/$letter`` reads the reconciliation ``claims.payment`` wrote
-(one per fund, payee and day): each detail is a care sheet paid, a difference after a
+(one per fund, payee and day): each detail is a care sheet paid (with its status code), a difference after a
 correction or an appeal, or a recovery of an overpayment (negative).  A fund's agent prints any
 of its fund's; the patient side (the member, a guardian, the counter agent for them) prints a
 reimbursement to an insured person whose every care sheet they may read — the reconciliation
@@ -17,6 +17,7 @@ from sqlalchemy import select, union
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from claims import ledger
+from claims.messaging.status_code import codes_of, shown
 from claims.money import to_decimal
 from claims.payment import EXT_PAYEE_PERSON
 from claims.tables import claim_appeal, claim_ledger, claim_payment
@@ -40,6 +41,7 @@ class PaymentLine:
     provider: Bilingual | None
     kind: str  # payment | adjustment | recovery
     amount: Decimal
+    status_code: str | None = None  # the sheet's code, to follow it by SMS or at a counter
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,7 @@ async def build(conn: AsyncConnection, rec: dict, rows: dict[str, ledger.LedgerR
     fund_ref = (rec.get("paymentIssuer") or {}).get("reference")
     people = await load(conn, [fund_ref, payee_ref, *(f"Patient/{r.patient_id}" for r in rows.values()),
                                *(r.provider_ref for r in rows.values())])
+    codes = await codes_of(conn, [r.claim_id for r in rows.values()])
     lines = []
     for d in rec.get("detail") or []:
         row = rows.get(((d.get("request") or {}).get("reference") or "").removeprefix("Claim/"))
@@ -134,6 +137,7 @@ async def build(conn: AsyncConnection, rec: dict, rows: dict[str, ledger.LedgerR
             provider=(display_name(people.get(row.provider_ref or "")) or Bilingual.same(row.provider_inpe)) if row else None,
             kind="recovery" if value < 0 else "adjustment" if adjustment else "payment",
             amount=value,
+            status_code=shown(codes[row.claim_id]) if row and row.claim_id in codes else None,
         ))
     kind = "provider" if any(r.payee == "provider" for r in rows.values()) else "insured"
     return PaymentLetter(

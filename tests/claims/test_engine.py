@@ -147,6 +147,6 @@ def test_every_resource_written_is_valid_fhir():
                     "Organization/cnss", "CNSS", "c1", "claim", "ambulatory", DAY.isoformat(), "x", None, None,
                     1_700_000_000_000_000, 1_700_172_800_000_000, "queued", None, None, None, None, 15000, None, None,
                     None, None, None, None, None)
-    check_structure(queued_response(claim, row, 1_700_000_000_000_000), "ClaimResponse")
-    check_structure(decided_response(claim, row, decision, 1_700_000_100_000_000, "system", None), "ClaimResponse")
+    check_structure(queued_response(claim, row, 1_700_000_000_000_000, "K7QM-4RZ9"), "ClaimResponse")
+    check_structure(decided_response(claim, row, decision, 1_700_000_100_000_000, "system", None, "K7QM-4RZ9"), "ClaimResponse")
     check_structure(explanation_of_benefit(claim, row, decision, 1_700_000_100_000_000, "resp-1"), "ExplanationOfBenefit")

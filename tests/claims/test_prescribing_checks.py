@@ -8,7 +8,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import select
 
+from claims.messaging.catalogue import fits_one_sms
+from claims.tables import message_outbox
+from ehr.store import repository
 from tests.security.conftest import rsa_key, secure_app, secure_settings, world  # noqa: F401  (fixtures)
 
 MEDICINE = "https://fhir.sijill.ma/CodeSystem/medicament"
@@ -181,3 +185,29 @@ async def test_bundle_entries_are_checked_where_they_stand(world):
         answers = [e["response"] for e in batch.json()["entry"]]
         assert answers[0]["status"].startswith("201") and answers[1]["status"].startswith("409")
         assert answers[1]["outcome"]["contained"][0]["code"]["coding"][0]["code"] == "DUPTHPY"
+
+
+async def test_the_patient_is_told_the_whole_number_once_and_nothing_of_the_medicines(world):
+    def entry(res):
+        return {"resource": res, "request": {"method": "POST", "url": "MedicationRequest"}}
+
+    async with world.client("D1") as d1:
+        tx = {"resourceType": "Bundle", "type": "transaction", "entry": [entry(line(GLUCOPHAGE_850)), entry(line(DOLIPRANE_500))]}
+        written = await d1.post("/", json=tx)
+        assert written.status_code == 200, written.text
+        first = (await d1.get(written.json()["entry"][0]["response"]["location"].split("/_history")[0])).json()
+        group = first["groupIdentifier"]
+        added = await d1.post("/MedicationRequest", json=line(CLAMOXYL_1G, groupIdentifier=group))  # a line added later
+        assert added.status_code == 201, added.text
+        assert (await d1.post("/MedicationRequest", json=line(GLUCOPHAGE_1000))).status_code == 409  # refused: nobody told
+    async with world.app.state.engine.connect() as conn:
+        rows = (await conn.execute(select(message_outbox.c.patient_id, message_outbox.c.communication_id)
+                                   .where(message_outbox.c.event == "prescription-ready"))).all()
+        (row,) = rows
+        told = (await repository.current(conn, "Communication", row.communication_id)).resource()
+    assert row.patient_id == "pa" and told["subject"] == {"reference": "Patient/pa"}
+    assert told["about"] == [{"type": "MedicationRequest", "identifier": {"system": group["system"], "value": group["value"]}}]
+    french, arabic = (p["contentString"] for p in told["payload"])
+    assert group["value"] in french and group["value"] in arabic and len(group["value"]) == 14  # whole: 7SE7-N65P-TKS7
+    assert fits_one_sms(french) and fits_one_sms(arabic)
+    assert not any(word in french + arabic for word in ("Glucophage", "Doliprane", "metformin", GLUCOPHAGE_850))

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import select
 
 from claims.caresheet import today
+from claims.messaging.status_code import existing_code, shown
 from claims.payment import pay_day
 from claims.tables import claim_ledger, claim_payment
 from claims.uris import FUND, INPE
@@ -109,6 +110,10 @@ class Scene:
         assert resp.status_code == 201, resp.text
         return resp.json()["request"]["reference"].split("/")[1]
 
+    async def status_code(self, claim_id: str) -> str:
+        async with self.app.state.engine.connect() as conn:
+            return shown(await existing_code(conn, claim_id))
+
     async def ledger(self, claim_id: str):
         async with self.app.state.engine.connect() as conn:
             return (await conn.execute(select(claim_ledger).where(claim_ledger.c.claim_id == claim_id))).one()
@@ -185,6 +190,11 @@ async def test_the_decision_letter_says_what_was_paid_and_why_in_both_languages(
     assert "Amina Alaoui" in patient and "•••••456" in patient and "BK123456" not in text(fr) + text(ar)
     assert "Karim Bennani" in text(fr, "provider") and "101234567" in text(fr, "provider")
     assert text(fr, "care-date") == care_day
+    # the code she texts or gives at a counter to follow the sheet, labelled in both languages
+    code = await scene.status_code(scene.amina_claim)
+    assert text(fr, "status-code") == text(ar, "status-code") == code
+    assert [text(section.xpath(".//td[@class='status-code']/preceding-sibling::th")[0]) for section in (fr, ar)] == [
+        "Code de suivi", "رمز التتبع"]
     assert text(fr, "outcome") == "Prise en charge accordée partiellement"
     assert text(ar, "outcome") == "تمت الموافقة الجزئية على التكفل"
 
@@ -224,6 +234,7 @@ async def test_the_counter_agent_prints_the_sheet_they_entered(scene):
     assert [text(line, c) for c in ("asked", "benefit", "share")] == ["80,00 DH", "64,00 DH", "16,00 DH"]  # CNOPS: 80 %
     assert "90 jours" in text(fr, "appeal")
     assert "par Samira Idrissi, agent d'accueil (guichet)" in text(fr, "printed")
+    assert text(fr, "status-code") == await scene.status_code(scene.brahim_claim)
     assert "عون الاستقبال (الشباك)" in text(ar, "printed")
 
 
@@ -285,6 +296,8 @@ async def test_the_payment_notice_lists_what_was_reimbursed(scene):
     assert "56,00 درهم" in text(ar, "summary")
     (line,) = _lines(fr)
     assert text(line, "sheet") == scene.amina.claim_identifier
+    assert text(line, "status-code") == await scene.status_code(scene.amina_claim)
+    assert "Code de suivi" in text(fr, "lines") and "رمز التتبع" in text(ar, "lines")
     assert text(line, "date") == b.days_ago(3).strftime("%d/%m/%Y")
     assert text(line, "beneficiary") == "Amina Alaoui" and text(line, "provider") == "Karim Bennani"
     assert text(line, "kind") == "Remboursement" and text(line, "paid") == "56,00 DH"
@@ -303,6 +316,7 @@ async def test_the_payment_notice_lists_what_was_reimbursed(scene):
     # Brahim's reimbursement: every sheet in it was entered at the counter
     _, brahim_fr = _sections(await scene.get(COUNTER, brahim_rec)).values()
     assert "64,00 DH" in text(brahim_fr, "summary") and "Brahim Berrada" in text(brahim_fr, "summary")
+    assert text(_lines(brahim_fr)[0], "status-code") == await scene.status_code(scene.brahim_claim)
     assert (await scene.get(CNSS_AGENT, brahim_rec)).status_code == 404
 
 
