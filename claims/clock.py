@@ -67,5 +67,7 @@ def day_bounds(day: date, tz: str) -> tuple[int, int]:
     """[start, end) of a local day in epoch µs (days are not always 24 h: DST and Ramadan shifts)."""
     zone = ZoneInfo(tz)
     start = datetime.combine(day, time(0), tzinfo=zone)
+    if day == date.max:  # 9999-12-31, the calendar's last day: it ends with the calendar
+        return from_datetime(start), from_datetime(datetime.max.replace(tzinfo=zone)) + 1
     end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=zone)
     return from_datetime(start), from_datetime(end)

@@ -56,6 +56,25 @@ class FHIRError(Exception):
         return f"{self.status}: " + "; ".join(i.diagnostics for i in self.issues)
 
 
+def in_entry(err: FHIRError, entry: str, res_type: str | None = None) -> FHIRError:
+    """``err`` located in the Bundle entry ``entry`` ("Bundle.entry[3]"): an element of the
+    entry's resource, ``Claim.identifier`` (or ``resourceType``), becomes
+    ``Bundle.entry[3].resource.identifier``; an error that names no element points to the entry."""
+    def place(expression: str) -> str:
+        head, dot, rest = expression.partition(".")
+        if res_type and head == res_type:
+            return f"{entry}.resource" + (dot + rest)
+        if expression == "resourceType":
+            return f"{entry}.resource.resourceType"
+        if head == "http":  # a parameter of the entry's request
+            return f"{entry}.request.url"
+        return expression
+
+    err.issues = [Issue(i.code, i.diagnostics, i.severity, tuple(place(x) for x in i.expression) or (entry,))
+                  for i in err.issues]
+    return err
+
+
 def operation_outcome(issues: Iterable[Issue], contained: list[dict] | None = None) -> dict:
     outcome: dict = {"resourceType": "OperationOutcome", "issue": [i.to_json() for i in issues]}
     if contained:

@@ -1,13 +1,19 @@
-"""Turning request bodies into resources, with every problem reported as FHIR wants.
+"""Turning request bodies, query strings and forms into values, with every problem reported as
+FHIR wants: this is the edge every input crosses, so malformed input is refused here (4xx), never
+left to fail deeper down (a 500) or stripped silently.
 
-Order of checks (fixed, so clients always see the first class of error first):
-1. the bytes are JSON (400 structure), 2. the JSON is a resource of a known type (400 invalid),
-3. it is the type/id the URL names (400 invalid), 4. it conforms to the base spec's structure
-(422 processing, one issue per problem, each with the FHIRPath of the element).
+Order of checks of a body (fixed, so clients always see the first class of error first):
+1. the bytes are JSON, at most ``MAX_JSON_DEPTH`` levels deep, with no control character in a
+string (400 structure / invalid), 2. the JSON is a resource of a known type (400 invalid),
+3. it is the type/id the URL names (400 invalid), 4. its contained resources are of known types
+and contain none themselves (422), 5. it conforms to the base spec's structure (422 processing,
+one issue per problem, each with the FHIRPath of the element).
 """
 from __future__ import annotations
 
+import re
 from functools import lru_cache
+from urllib.parse import parse_qsl
 
 import orjson
 from fhir.resources.R4B import get_fhir_model_class
@@ -16,11 +22,92 @@ from pydantic import ValidationError
 from ehr.outcome import FHIRError, Issue
 
 
+# FHIR strings hold no character below U+0020 but tab, LF and CR; PostgreSQL cannot even store NUL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# How a control character can appear in JSON text (escaped: raw ones are not JSON).
+_ESCAPED_CONTROL = re.compile(rb"\\u00(?:0[0-8bcBC]|0[eEfF]|1[0-9a-fA-F])")
+# Objects and arrays inside one another; FHIR resources need far fewer (a Bundle of nested
+# Questionnaire items stays under 40), and deeper ones exhaust the validators' recursion.
+MAX_JSON_DEPTH = 100
+# What a signed 64-bit column holds (version ids, cursors, row ids).
+MAX_BIGINT = 2**63 - 1
+
+
+def check_text(value: str, expression: str) -> str:
+    """Refuse a control character (NUL first of all) in a value received: 400 ``invalid``."""
+    if _CONTROL.search(value):
+        raise FHIRError.of(400, "invalid", f"{expression} holds a control character (U+0000 to U+001F other than "
+                           "tab, line feed and carriage return): refused", expression)
+    return value
+
+
+def query_params(query: str, where: str = "http") -> list[tuple[str, str]]:
+    """The name/value pairs of a query string (URL, form body, Bundle entry URL, If-None-Exist)."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    for name, value in pairs:
+        check_text(name, f"{where}.{name!r}" if _CONTROL.search(name) else where)
+        check_text(value, f"{where}.{name}")
+    return pairs
+
+
+def form_params(body: bytes) -> list[tuple[str, str]]:
+    """A form-encoded body (``POST _search``): UTF-8 text of name=value pairs, else 400."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FHIRError.of(400, "structure", f"The form body is not UTF-8 text (byte {exc.start})", "http") from None
+    return query_params(text)
+
+
+def bigint(text: str) -> int | None:
+    """``text`` as a non-negative integer that fits a 64-bit column, else None (ASCII digits only:
+    ``"²".isdigit()`` is true, yet ``int("²")`` fails)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if value <= MAX_BIGINT else None
+
+
 def parse_json(body: bytes) -> object:
     try:
-        return orjson.loads(body)
+        data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         raise FHIRError.of(400, "structure", f"The body is not valid JSON: {exc}") from None
+    _check_json(data, _ESCAPED_CONTROL.search(body) is not None)
+    return data
+
+
+def _check_json(data: object, strings: bool) -> None:
+    """Depth always; strings (and keys) only when the text holds an escaped control character."""
+    found = _first_problem(data, 1, strings)
+    if found is None:
+        return
+    problem, path = found
+    root = data.get("resourceType") if isinstance(data, dict) else None
+    where = (root if isinstance(root, str) and root.isalpha() else "body") + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in reversed(path))
+    if problem == "depth":
+        raise FHIRError.of(400, "too-costly", f"The JSON nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", where)
+    check_text(problem, where)
+
+
+def _first_problem(value: object, depth: int, strings: bool) -> tuple[str, list] | None:
+    """("depth" or the offending string, its path from the leaf up), or None."""
+    if isinstance(value, dict):
+        items: object = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return (value, []) if strings and isinstance(value, str) and _CONTROL.search(value) else None
+    if depth > MAX_JSON_DEPTH:
+        return "depth", []
+    for key, child in items:  # type: ignore[attr-defined]
+        if strings and isinstance(key, str) and _CONTROL.search(key):
+            return key, [repr(key)]
+        found = _first_problem(child, depth + 1, strings)
+        if found is not None:
+            found[1].append(key)
+            return found
+    return None
 
 
 @lru_cache(maxsize=None)
@@ -83,17 +170,13 @@ def parse_resource(body: bytes, *, expected_type: str | None = None, url_id: str
     return check_resource(data, expected_type=expected_type, url_id=url_id)
 
 
-def check_resource(
-    data: object, *, expected_type: str | None = None, url_id: str | None = None, where: str = ""
-) -> dict:
-    """Validate an already-decoded resource. ``where`` prefixes expressions (bundle entries)."""
+def check_resource(data: object, *, expected_type: str | None = None, url_id: str | None = None) -> dict:
+    """Validate an already-decoded resource (a Bundle entry's: located by ``ehr.outcome.in_entry``)."""
     if not isinstance(data, dict):
-        raise FHIRError.of(400, "structure", "A resource must be a JSON object", where or None)
+        raise FHIRError.of(400, "structure", "A resource must be a JSON object")
     res_type = data.get("resourceType")
     if not isinstance(res_type, str) or not is_resource_type(res_type):
-        raise FHIRError.of(
-            400, "invalid", f"Unknown or missing resourceType {res_type!r}", f"{where}resourceType" if where else "resourceType"
-        )
+        raise FHIRError.of(400, "invalid", f"Unknown or missing resourceType {res_type!r}", "resourceType")
     if expected_type is not None and res_type != expected_type:
         raise FHIRError.of(
             400, "invalid", f"The resource is a {res_type}, the URL names {expected_type}", f"{res_type}.resourceType"
@@ -109,12 +192,22 @@ def check_resource(
             raise FHIRError.of(
                 400, "invalid", f"The resource id {body_id!r} differs from the URL's {url_id!r}", f"{res_type}.id"
             )
-    try:
-        check_structure(data, res_type)
-    except FHIRError as err:
-        if where:
-            err.issues = [
-                Issue(i.code, i.diagnostics, i.severity, tuple(where + e for e in i.expression)) for i in err.issues
-            ]
-        raise
+    _check_contained(data, res_type)
+    check_structure(data, res_type)
     return data
+
+
+def _check_contained(data: dict, res_type: str) -> None:
+    """Contained resources of known types that contain nothing themselves (dom-2)."""
+    contained = data.get("contained")
+    if not isinstance(contained, list):
+        return  # the structure check names what is wrong with it
+    for i, inner in enumerate(contained):
+        where = f"{res_type}.contained[{i}]"
+        kind = inner.get("resourceType") if isinstance(inner, dict) else None
+        if not isinstance(kind, str) or not is_resource_type(kind):
+            raise FHIRError.of(422, "value", f"Unknown or missing resourceType {kind!r} of a contained resource",
+                               f"{where}.resourceType")
+        if "contained" in inner:
+            raise FHIRError.of(422, "invariant", "A contained resource contains no resources itself (dom-2)",
+                               f"{where}.contained")

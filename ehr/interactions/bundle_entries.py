@@ -6,18 +6,18 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-import orjson
-
 from ehr.outcome import FHIRError
+from ehr.parsing import parse_json
 
 
 def patch_operations(entry) -> Any:
     res = entry.resource
     if isinstance(res, dict) and res.get("resourceType") == "Binary" and res.get("data"):
         try:
-            return orjson.loads(base64.b64decode(res["data"]))
-        except (ValueError, orjson.JSONDecodeError):
+            operations = base64.b64decode(res["data"])
+        except ValueError:
             raise FHIRError.of(400, "structure", "The Binary does not hold a JSON Patch", f"{entry.where}.resource.data") from None
+        return parse_json(operations)  # the same checks as a PATCH body's
     raise FHIRError.of(400, "not-supported", "PATCH entries take a Binary holding a JSON Patch", f"{entry.where}.resource")
 
 

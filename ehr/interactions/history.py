@@ -9,6 +9,7 @@ from sqlalchemy.orm import aliased
 from ehr import bundle
 from ehr.interactions.context import Context, Result
 from ehr.outcome import FHIRError, not_found
+from ehr.parsing import bigint
 from ehr.store.clock import parse_instant_bounds, to_instant
 from ehr.store.schema import resource_version
 
@@ -28,9 +29,10 @@ def _params(params: list[tuple[str, str]]) -> dict[str, str]:
 def _count(value: str | None, default: int, maximum: int) -> int:
     if value is None:
         return default
-    if not value.isdigit():
+    count = bigint(value)
+    if count is None:
         raise FHIRError.of(400, "invalid", f"_count must be a non-negative integer, not {value!r}", "http._count")
-    return min(int(value), maximum)
+    return min(count, maximum)
 
 
 def _bound(name: str, value: str, upper: bool) -> int:
@@ -75,9 +77,10 @@ async def history(
     count = _count(p.get("_count"), default_count, max_count)
     page_cond = list(cond)
     if "_cursor" in p:
-        if not p["_cursor"].isdigit():
+        cursor = bigint(p["_cursor"])
+        if cursor is None:
             raise FHIRError.of(400, "invalid", "Malformed _cursor", "http._cursor")
-        page_cond.append(v.c.seq < int(p["_cursor"]))
+        page_cond.append(v.c.seq < cursor)
     stmt = (
         select(v.c.seq, v.c.res_type, v.c.res_id, v.c.version_id, v.c.last_updated, v.c.deleted, v.c.method, v.c.content, v.c.rid)
         .where(and_(True, *page_cond))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from ehr.interactions.context import Context, Result
 from ehr.outcome import FHIRError, not_found
+from ehr.parsing import bigint
 from ehr.store import repository
 
 
@@ -22,9 +23,10 @@ async def read(ctx: Context, res_type: str, res_id: str) -> Result:
 
 async def vread(ctx: Context, res_type: str, res_id: str, version_id: str) -> Result:
     ctx.require(res_type, "r")
-    if not version_id.isdigit():
+    number = bigint(version_id)  # no version has a number past 64 bits
+    if number is None:
         raise not_found(f"{res_type}/{res_id}/_history", version_id)
-    stored = await repository.version(ctx.conn, res_type, res_id, int(version_id), access=ctx.access)
+    stored = await repository.version(ctx.conn, res_type, res_id, number, access=ctx.access)
     if stored is None:
         raise not_found(f"{res_type}/{res_id}/_history", version_id)
     if stored.deleted:

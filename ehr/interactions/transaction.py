@@ -24,7 +24,7 @@ from ehr.interactions.context import Context, Guard, Result
 from ehr.interactions.preconditions import new_id, single_match
 from ehr.interactions.urls import Target, parse_target
 from ehr.interactions.write_together import plain, write_together
-from ehr.outcome import FHIRError, Issue, operation_outcome
+from ehr.outcome import FHIRError, in_entry, operation_outcome
 from ehr.parsing import check_resource
 from ehr.search.access import AccessFilter
 from ehr.search.engine import search
@@ -116,9 +116,11 @@ def _validate(entry: Entry) -> None:
         if entry.target.res_type is None:
             raise FHIRError.of(400, "invalid", "The request URL must name a resource type", f"{entry.where}.request.url")
         url_id = entry.target.res_id if entry.method == "PUT" else None
-        entry.resource = check_resource(
-            entry.resource, expected_type=entry.target.res_type, url_id=url_id, where=f"{entry.where}.resource."
-        )
+        try:
+            entry.resource = check_resource(entry.resource, expected_type=entry.target.res_type, url_id=url_id)
+        except FHIRError as err:
+            body_type = entry.resource.get("resourceType") if isinstance(entry.resource, dict) else None
+            raise in_entry(err, entry.where, body_type if isinstance(body_type, str) else None) from None
 
 
 async def _assign_ids(ctx: Context, entries: list[Entry]) -> dict[str, str]:
@@ -231,18 +233,6 @@ def _response_entry(e: Entry, opts: Options) -> bytes:
     return bundle.entry(full_url, body, response=response)
 
 
-def _prefix(err: FHIRError, where: str, res_type: str | None = None) -> FHIRError:
-    """Locate an entry's error in the Bundle: the entry itself, or the element of its resource
-    (``Type.element`` becomes ``Bundle.entry[n].resource.Type.element``, as structural errors are)."""
-    def located(expression: tuple[str, ...]) -> tuple[str, ...]:
-        if not expression:
-            return (where,)
-        return tuple(f"{where}.resource.{x}" if res_type and x.startswith(res_type + ".") else x for x in expression)
-
-    err.issues = [Issue(i.code, i.diagnostics, i.severity, located(i.expression)) for i in err.issues]
-    return err
-
-
 async def transaction(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
     request = each_attempt(bundle_json) if opts.attempts > 1 else (lambda: bundle_json)  # no copy if never retried
     first = [_prepared(request(), opts)]  # refused before any connection is taken if malformed
@@ -279,7 +269,7 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
     for e in sorted(alone, key=lambda x: _ORDER[x.method]) + [None]:
         if together and (e is None or _ORDER[e.method] >= _ORDER["POST"]):
             # After the deletes, before every other write: what the rest refers to is there.
-            await write_together(ctx, together, _prefix)
+            await write_together(ctx, together, in_entry)
             entry_of.update({t.result.stored.rid: t for t, _ in together})
             together = []
         if e is None:
@@ -289,7 +279,7 @@ async def _apply(conn: AsyncConnection, entries: list[Entry], opts: Options) -> 
         try:
             e.result = await _run(ctx, e, opts)
         except FHIRError as err:
-            raise _prefix(err, e.where, e.target.res_type) from None
+            raise in_entry(err, e.where, e.target.res_type) from None
         for s in ctx.written[before:]:
             entry_of.setdefault(s.rid, e)
     await ctx.flush()
@@ -321,6 +311,9 @@ async def batch(engine: AsyncEngine, bundle_json: dict, opts: Options) -> bytes:
             e.result = await retrying_write(engine, _one_entry(e, opts), opts.attempts)
         except FHIRError as err:
             e.error = err
+    for e in entries:  # each outcome names its entry (``in_entry`` leaves located expressions as they are)
+        if e.error is not None:
+            in_entry(e.error, e.where, e.target.res_type)
     if opts.audit is not None:
         await opts.audit.failed([e for e in entries if e.error is not None])
     return bundle.bundle("batch-response", (_response_entry(e, opts) for e in entries))

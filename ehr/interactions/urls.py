@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from ehr.outcome import FHIRError
-from ehr.parsing import is_resource_type
+from ehr.parsing import is_resource_type, query_params
 
 
 @dataclass(frozen=True)
@@ -18,7 +18,7 @@ class Target:
 
     @property
     def params(self) -> list[tuple[str, str]]:
-        return parse_qsl(self.query, keep_blank_values=True)
+        return query_params(self.query)
 
 
 def parse_target(url: str, base_url: str, where: str) -> Target:

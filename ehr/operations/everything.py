@@ -14,7 +14,7 @@ from sqlalchemy import and_, func, or_, select
 from ehr import bundle
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError, not_found
-from ehr.parsing import is_resource_type
+from ehr.parsing import bigint, is_resource_type
 from ehr.rest.http import fhir_response
 from ehr.search.access import AccessFilter
 from ehr.search.criteria import current
@@ -49,9 +49,10 @@ def _members(patient_id: str, patient_rid: int, access: AccessFilter | None):
 async def everything(inv: Invocation):
     s = inv.settings
     count_param = inv.first("_count")
-    if count_param is not None and not str(count_param).isdigit():
+    count = bigint(str(count_param)) if count_param is not None else s.max_page_size
+    if count is None:
         raise FHIRError.of(400, "invalid", "_count must be a non-negative integer", "http._count")
-    count = min(int(count_param), s.max_page_size) if count_param is not None else s.max_page_size
+    count = min(count, s.max_page_size)
     cond = [resource.c.deleted.is_(False)]
     if (since := inv.first("_since")) is not None:
         try:
@@ -66,15 +67,16 @@ async def everything(inv: Invocation):
         cond.append(resource.c.res_type.in_(types))
     if inv.access is not None and (clause := inv.access.clause(resource)) is not None:
         cond.append(clause)
-    cursor = inv.first("_cursor")
-    if cursor is not None and not str(cursor).isdigit():
+    cursor_param = inv.first("_cursor")
+    cursor = bigint(str(cursor_param)) if cursor_param is not None else None
+    if cursor_param is not None and cursor is None:
         raise FHIRError.of(400, "invalid", "Malformed _cursor", "http._cursor")
     async with read_connection(inv.engine) as conn:
         patient = await repository.current(conn, "Patient", inv.res_id, access=inv.access)
         if patient is None or patient.deleted:
             raise not_found("Patient", inv.res_id)
         cond.append(_members(inv.res_id, patient.rid, inv.access))
-        page = cond + ([resource.c.rid > int(cursor)] if cursor is not None else [])
+        page = cond + ([resource.c.rid > cursor] if cursor is not None else [])
         rows = (
             await conn.execute(
                 select(resource.c.rid, resource.c.res_type, resource.c.res_id, resource.c.content)

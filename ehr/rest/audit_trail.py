@@ -11,12 +11,13 @@ seal: an event has no id before it is sealed.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Request
 
 from ehr.outcome import not_found
+from ehr.parsing import bigint, form_params, query_params
 from ehr.rest.deps import Engine, Security
 from ehr.rest.http import AppSettings, fhir_response, read_body
 from ehr.rest.routes import read_resource
@@ -52,24 +53,25 @@ async def _search(engine, settings, security: RequestSecurity, params: list[tupl
 
 @router.get("/fhir/AuditEvent")
 async def search_trail(request: Request, engine: Engine, settings: AppSettings, security: Security):
-    return await _search(engine, settings, security, parse_qsl(request.url.query, keep_blank_values=True))
+    return await _search(engine, settings, security, query_params(request.url.query))
 
 
 @router.post("/fhir/AuditEvent/_search")
 async def search_trail_post(request: Request, engine: Engine, settings: AppSettings, security: Security):
     form = await read_body(request, settings, {"application/x-www-form-urlencoded"})
-    params = parse_qsl(request.url.query, keep_blank_values=True) + parse_qsl(form.decode(), keep_blank_values=True)
+    params = query_params(request.url.query) + form_params(form)
     return await _search(engine, settings, security, params)
 
 
 @router.get("/fhir/AuditEvent/{event_id}")
 async def read_trail(request: Request, event_id: str, engine: Engine, settings: AppSettings, security: Security):
-    if not event_id.isdigit():  # an imported AuditEvent, stored like any resource
+    number = bigint(event_id)
+    if number is None:  # an imported AuditEvent, stored like any resource
         return await read_resource(request, engine, settings, security, "AuditEvent", event_id)
     security.guard.require("AuditEvent", "r")
     security.audit.begin("read", what=f"AuditEvent/{event_id}")
     async with read_connection(engine) as conn:
-        event = await read_event(conn, int(event_id), await _allowed(conn, security))
+        event = await read_event(conn, number, await _allowed(conn, security))
     if event is None:
         raise not_found("AuditEvent", event_id)
     patient = event_patient(orjson.loads(event))

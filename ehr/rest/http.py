@@ -71,7 +71,7 @@ async def read_body(request: Request, settings: Settings, allowed: set[str] = _J
             415, "not-supported", f"Unsupported Content-Type {content_type or 'none'!r}; send {sorted(allowed)[0]}"
         )
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > settings.max_body_bytes:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise too_large(settings)
     body = bytearray()
     async for chunk in request.stream():

@@ -12,14 +12,13 @@ FHIR JSON (406 otherwise, like every endpoint) unless they declare other media t
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from ehr.operations.registry import Invocation, Operation, resolve
 from ehr.outcome import FHIRError, not_found
-from ehr.parsing import parse_json
+from ehr.parsing import parse_json, query_params
 from ehr.rest.deps import Engine, ResourceType, Security
 from ehr.rest.http import AppSettings, check_accept, read_body
 from ehr.security.redaction import needs_redaction, redact
@@ -58,7 +57,7 @@ def _parameter_value(p: dict) -> object:
 async def _invocation(request: Request, engine, settings, security: RequestSecurity, res_type, res_id,
                       op: Operation | None = None) -> Invocation:
     inv = Invocation(request, engine, settings, security.access, res_type, res_id)
-    inv.params = list(parse_qsl(request.url.query, keep_blank_values=True))
+    inv.params = list(query_params(request.url.query))
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if request.method == "POST" and op is not None and media in op.consumes:  # e.g. a registry feed's CSV
         inv.params.append(("body", await read_body(request, settings, set(op.consumes))))

@@ -8,7 +8,7 @@ handlers in ``ehr.app``.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -17,7 +17,7 @@ from ehr.interactions import create, delete, history, patch, read, update
 from ehr.interactions.context import Result
 from ehr.interactions.transaction import Options, batch, search_types, transaction
 from ehr.outcome import FHIRError
-from ehr.parsing import parse_json, parse_resource
+from ehr.parsing import form_params, parse_json, parse_resource, query_params
 from ehr.rest.deps import Engine, ResourceType, Security
 from ehr.rest.http import (
     JSON_PATCH,
@@ -44,7 +44,7 @@ router = APIRouter()
 
 
 def _query(request: Request) -> list[tuple[str, str]]:
-    return parse_qsl(request.url.query, keep_blank_values=True)
+    return query_params(request.url.query)
 
 
 def _condition(request: Request) -> str:
@@ -120,7 +120,7 @@ async def type_history(request: Request, res_type: ResourceType, engine: Engine,
 async def search_post(request: Request, res_type: ResourceType, engine: Engine, settings: AppSettings, prefer: Prefer, security: Security,
                       misses: Misses):
     form = await read_body(request, settings, {"application/x-www-form-urlencoded"})
-    params = _query(request) + parse_qsl(form.decode(), keep_blank_values=True)
+    params = _query(request) + form_params(form)
     return await search_interaction(engine, settings, prefer, security, res_type, params, misses)
 
 

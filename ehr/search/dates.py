@@ -12,7 +12,7 @@ import re
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
-from ehr.store.clock import from_datetime
+from ehr.store.clock import from_datetime, shifted
 
 # Open ends of a Period: far outside any real date yet safe in a signed 64-bit column.
 MIN_US = -(2**62)
@@ -59,15 +59,15 @@ def date_range(text: str) -> tuple[int, int]:
     frac = g["f"] or ""
     micro = int((frac + "000000")[:6]) if frac else 0
     start = datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    end: datetime | None
     if frac:
-        step = timedelta(microseconds=10 ** max(0, 6 - len(frac)))
-        end = start + step
+        end = shifted(start, timedelta(microseconds=10 ** max(0, 6 - len(frac))))
     elif g["S"]:
-        end = start + timedelta(seconds=1)
+        end = shifted(start, timedelta(seconds=1))
     elif g["M"]:
-        end = start + timedelta(minutes=1)
+        end = shifted(start, timedelta(minutes=1))
     elif g["d"]:
-        end = start + timedelta(days=1)
+        end = shifted(start, timedelta(days=1))
     elif g["m"]:
         end = _add_months(start, 1)
     else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Sequence
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import quote, urlencode
 
 import orjson
 from sqlalchemy import ColumnElement, case, func, literal, select
@@ -21,6 +21,7 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from ehr.bundle import bundle, entry
 from ehr.outcome import FHIRError, Issue, not_found, outcome_bytes
+from ehr.parsing import query_params
 from ehr.search.access import AccessFilter
 from ehr.search.criteria import Context, UnknownParameter, criterion, current, type_is
 from ehr.search.includes import IncludeSpec, fetch_includes, parse_include
@@ -67,7 +68,7 @@ class _Request:
 
 def _pairs(query: str | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     if isinstance(query, str):
-        return parse_qsl(query.lstrip("?"), keep_blank_values=True)
+        return query_params(query.lstrip("?"))
     return list(query)
 
 

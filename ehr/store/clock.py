@@ -27,6 +27,15 @@ def from_datetime(dt: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def shifted(dt: datetime, delta: timedelta) -> datetime:
+    """``dt + delta``, held at the ends of the calendar (years 1 and 9999: valid FHIR dates)."""
+    try:
+        return dt + delta
+    except OverflowError:
+        end = datetime.max if delta > timedelta(0) else datetime.min
+        return end.replace(tzinfo=dt.tzinfo)
+
+
 _DATE_FORMS = re.compile(
     r"^(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?)?)?$"
 )
@@ -48,20 +57,19 @@ def parse_instant_bounds(value: str) -> tuple[int, int]:
             high = datetime(int(year) + 1, 1, 1, tzinfo=timezone.utc) if int(year) < 9999 else datetime.max.replace(tzinfo=timezone.utc)
         elif day is None:
             low = datetime(int(year), int(month), 1, tzinfo=timezone.utc)
-            nxt = (low + timedelta(days=32)).replace(day=1)
-            high = nxt
+            high = shifted(low, timedelta(days=32)).replace(day=1) if (int(year), int(month)) < (9999, 12) \
+                else datetime.max.replace(tzinfo=timezone.utc)
         elif hour is None:
             low = datetime(int(year), int(month), int(day), tzinfo=timezone.utc)
-            high = low + timedelta(days=1)
+            high = shifted(low, timedelta(days=1))
         else:
             low = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), tzinfo=timezone.utc)
             if frac:
-                low += timedelta(microseconds=int(round(float(frac) * 1_000_000)))
-                high = low + timedelta(microseconds=1)
+                low = shifted(low, timedelta(microseconds=int(round(float(frac) * 1_000_000))))
+                high = shifted(low, timedelta(microseconds=1))
             else:
-                high = low + (timedelta(seconds=1) if second else timedelta(minutes=1))
-            low -= offset
-            high -= offset
+                high = shifted(low, timedelta(seconds=1) if second else timedelta(minutes=1))
+            low, high = shifted(low, -offset), shifted(high, -offset)
     except ValueError as exc:
         raise ValueError(f"{value!r} is not a valid date: {exc}") from None
     return from_datetime(low), from_datetime(high) - 1

@@ -88,7 +88,7 @@ async def _received(request: Request, settings: Settings, store: ObjectStore, ke
     if not media:
         raise FHIRError.of(415, "not-supported", "Indiquez le Content-Type du document (ex. application/pdf)")
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     res = {"resourceType": "Binary", **({"id": res_id} if res_id else {}), "contentType": media}
     if (context := _security_context(request)) is not None:
