@@ -38,7 +38,7 @@ async def test_transaction_is_all_or_nothing(client):
     bad = post(dict(patient(), birthDate="not-a-date"))
     r = await client.post("/", json=tx(good, bad))
     assert r.status_code == 422
-    assert expressions(r) == ["Bundle.entry[1].resource.Patient.birthDate"]
+    assert expressions(r) == ["Bundle.entry[1].resource.birthDate"]
     assert (await client.get("/Patient?family=Kept")).json()["total"] == 0
     # A failure found while writing (If-Match conflict) also rolls everything back.
     pid = (await client.post("/Patient", json=patient(family="Base"))).json()["id"]
@@ -103,6 +103,9 @@ async def test_batch_entries_succeed_or_fail_independently(client):
     statuses = [e["response"]["status"] for e in body["entry"]]
     assert statuses[0].startswith("201") and statuses[1] == "422" and statuses[2] == "404"
     assert body["entry"][1]["response"]["outcome"]["resourceType"] == "OperationOutcome"
+    # each outcome names its entry: the element of its resource, or the entry itself
+    assert body["entry"][1]["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[1].resource.gender"]
+    assert body["entry"][2]["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[2]"]
     assert (await client.get("/Patient?family=BatchOk")).json()["total"] == 1
 
 

@@ -48,8 +48,10 @@ async def test_each_sheet_of_a_batch_gets_its_own_answer(client, app, settings):
     out = resp.json()["entry"]
     status = [e["response"]["status"].split()[0] for e in out]
     assert status == ["200", "409", "422", "201", "200"] + ["201"] * 5
-    assert out[2]["response"]["outcome"]["issue"][0]["expression"] == ["Claim.patient"]
+    # each outcome names its entry in the Bundle (issue 12), not only the element of a Claim
+    assert out[2]["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[2].resource.patient"]
     assert out[1]["response"]["outcome"]["issue"][0]["code"] == "duplicate"
+    assert out[1]["response"]["outcome"]["issue"][0]["expression"][0].startswith("Bundle.entry[1]")
     # the sheet sent twice in one batch is one claim, both entries name its ClaimResponse
     assert out[3]["fullUrl"] == out[4]["fullUrl"] and out[3]["fullUrl"].split("/")[-2] == "ClaimResponse"
     assert await _count(app, claim_ledger) == 1 + 1 + 5

@@ -178,13 +178,14 @@ async def test_bundle_entries_are_checked_where_they_stand(world):
               "entry": [entry(line(DOLIPRANE_500)), entry(line(GLUCOPHAGE_1000))]}
         refused = await d1.post("/", json=tx)
         assert refused.status_code == 409
-        assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[1].resource.MedicationRequest.medicationCodeableConcept"]
+        assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[1].resource.medicationCodeableConcept"]
         assert found(refused) == [("DUPTHPY", [f"MedicationRequest/{first['id']}"])]
         assert (await d1.get("/MedicationRequest", params={"code": f"{MEDICINE}|{DOLIPRANE_500}"})).json()["total"] == 0  # all or nothing
         batch = await d1.post("/", json={**tx, "type": "batch"})
         answers = [e["response"] for e in batch.json()["entry"]]
         assert answers[0]["status"].startswith("201") and answers[1]["status"].startswith("409")
         assert answers[1]["outcome"]["contained"][0]["code"]["coding"][0]["code"] == "DUPTHPY"
+        assert answers[1]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[1].resource.medicationCodeableConcept"]
 
 
 async def test_the_patient_is_told_the_whole_number_once_and_nothing_of_the_medicines(world):

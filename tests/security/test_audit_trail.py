@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+import orjson
 import pytest
 from sqlalchemy import func, select, text
 
@@ -61,6 +62,18 @@ async def test_refused_attempts_are_in_the_trail(world):
         assert (await d4.get("/Patient/pa")).status_code == 404
     refused = by(await trail(world), "Practitioner/d4")
     assert len(refused) == 1 and refused[0]["outcome"] == "4" and "404" in refused[0]["outcomeDesc"]
+
+
+async def test_a_refused_access_with_a_nul_in_the_id_is_in_the_trail(world):
+    async with world.client("D4") as d4:
+        r = await d4.get("/Patient/pa%00x")
+    assert r.status_code == 400 and r.json()["issue"][0]["expression"] == ["Patient.id"]
+    await seal_pending(world.app.state.engine)
+    async with read_connection(world.app.state.engine) as conn:
+        events = [orjson.loads(e) for e in (await conn.execute(select(audit_log.c.event))).scalars()]
+    refused = by(events, "Practitioner/d4")
+    assert len(refused) == 1 and refused[0]["outcome"] == "4" and "400" in refused[0]["outcomeDesc"]
+    assert what(refused[0]) == "Patient/pa%00x"  # the request as it came, percent-encoded
 
 
 async def test_write_events_commit_with_the_change(world):
