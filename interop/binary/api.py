@@ -30,6 +30,7 @@ from ehr.settings import Settings
 from ehr.store import repository
 from ehr.store.db import read_connection
 from ehr.store.faults import each_attempt, retrying_write
+from interop.binary.content import HEAD_BYTES, check_document, peek
 from interop.binary.negotiation import _FHIR_JSON, wants_resource
 from interop.binary.pointer import ObjectRef, data_element, object_of, server_writes, without_pointer
 from interop.storage import ObjectMissing, ObjectStore, ObjectTooLarge, app_store
@@ -83,6 +84,7 @@ async def _received(request: Request, settings: Settings, store: ObjectStore, ke
             raise FHIRError.of(400, "invalid", "Binary.data n'est pas du base64 valide", "Binary.data")
         if len(data) > limit:
             raise _too_large(limit)
+        check_document(res.get("contentType"), data[:HEAD_BYTES])
         size, sha = await aio.put_bytes(store, key, data, res.get("contentType") or "application/octet-stream")
         return res, ObjectRef(key, size, sha)
     if not media:
@@ -93,8 +95,10 @@ async def _received(request: Request, settings: Settings, store: ObjectStore, ke
     res = {"resourceType": "Binary", **({"id": res_id} if res_id else {}), "contentType": media}
     if (context := _security_context(request)) is not None:
         res["securityContext"] = context
+    head, body = await peek(request.stream())
+    check_document(media, head)  # before anything is stored
     try:
-        size, sha = await aio.put_chunks(store, key, request.stream(), media, limit)
+        size, sha = await aio.put_chunks(store, key, body, media, limit)
     except ObjectTooLarge:
         raise _too_large(limit) from None
     return res, ObjectRef(key, size, sha)

@@ -74,8 +74,9 @@ def settings(database_url, tmp_path, storage) -> Settings:
     )
 
 
-def scan(size: int, seed: int = 7) -> bytes:
-    return random.Random(seed).randbytes(size)
+def scan(size: int, seed: int = 7, magic: bytes = b"%PDF-1.7\n") -> bytes:
+    """A document of ``size`` bytes: the format's signature (a PDF's by default), then noise."""
+    return magic + random.Random(seed).randbytes(size - len(magic))
 
 
 async def chunked(data: bytes, size: int = 64 * 1024):
@@ -121,7 +122,7 @@ async def test_a_multi_megabyte_scan_goes_up_and_comes_back_byte_for_byte(app, c
 
 
 async def test_the_fhir_json_form_round_trips_through_storage(client, settings):
-    body = scan(300_000, seed=3)
+    body = scan(300_000, seed=3, magic=b"\xff\xd8\xff\xe0")
     sent = {"resourceType": "Binary", "contentType": "image/jpeg", "securityContext": {"reference": "DocumentReference/d"},
             "data": base64.b64encode(body).decode()}
     resp = await client.post("/Binary", json=sent)
