@@ -45,7 +45,7 @@ def query_params(query: str, where: str = "http") -> list[tuple[str, str]]:
     """The name/value pairs of a query string (URL, form body, Bundle entry URL, If-None-Exist)."""
     pairs = parse_qsl(query, keep_blank_values=True)
     for name, value in pairs:
-        check_text(name, f"{where}.{name!r}" if _CONTROL.search(name) else where)
+        check_text(name, where)
         check_text(value, f"{where}.{name}")
     return pairs
 
