@@ -220,7 +220,7 @@ async def test_two_corrections_of_one_sheet_in_one_batch_only_the_first_is_recei
     assert second["response"]["status"].startswith("409")
     issue = second["response"]["outcome"]["issue"][0]
     first_number = entries[0]["resource"]["identifier"][0]["value"]
-    assert issue["expression"] == ["Claim.related[0].claim"] and f"n° {first_number}" in issue["diagnostics"]
+    assert issue["expression"] == ["Bundle.entry[1].resource.related[0].claim"] and f"n° {first_number}" in issue["diagnostics"]
 
 
 async def test_a_correction_must_come_from_the_same_provider_for_the_same_patient(client, app, settings):

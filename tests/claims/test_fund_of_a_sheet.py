@@ -67,7 +67,7 @@ async def test_every_way_in_records_the_fund(client, app):
     assert resp.status_code == 200, resp.text
     first, refused = resp.json()["entry"]
     assert refused["response"]["status"].startswith("422")
-    assert refused["response"]["outcome"]["issue"][0]["expression"] == ["Claim.insurer"]
+    assert refused["response"]["outcome"]["issue"][0]["expression"] == ["Bundle.entry[1].resource.insurer"]
     created = await client.get(f"/{first['response']['location'].split('/_history')[0]}")
     assert (await _claim(client, created.json()))["insurer"]["reference"] == f"Organization/{cnss['id']}"
 
