@@ -63,6 +63,7 @@ from claims.uris import EXT_APPEAL, INPE, TASK_CODE
 from ehr.interactions.context import Context, store
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
+from ehr.parsing import bigint
 from ehr.rest.http import fhir_response
 from ehr.security.identity import split_reference
 from ehr.security.roles import Role
@@ -160,7 +161,7 @@ async def appeal(inv: Invocation):
 def _line_numbers(inv: Invocation) -> list[int]:
     out = []
     for i, value in enumerate(inv.all("line")):
-        number = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and value.isdigit())
+        number = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, str) and bigint(value) is not None)
         if not number:
             raise FHIRError.of(400, "value", "line est un numéro de ligne (valueInteger)", f"{_param('line')}[{i}]")
         out.append(int(value))

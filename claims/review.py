@@ -54,6 +54,7 @@ from ehr.interactions.context import Context, store
 from ehr.interactions.preconditions import new_id
 from ehr.operations.registry import Invocation, operation
 from ehr.outcome import FHIRError
+from ehr.parsing import bigint
 from ehr.rest.http import fhir_response
 from ehr.security.roles import Role
 from ehr.store import repository
@@ -123,9 +124,10 @@ async def review_queue(inv: Invocation):
     if statuses is None:
         raise FHIRError.of(400, "value", "status vaut open, waiting-info ou all", "http.status")
     count = inv.first("_count") or 50
-    if not str(count).isdigit():
+    asked = bigint(str(count))
+    if asked is None:
         raise FHIRError.of(400, "invalid", "_count doit être un entier", "http._count")
-    limit = min(int(count), inv.settings.max_page_size)
+    limit = min(asked, inv.settings.max_page_size)
     t, led = claim_review_task.c, claim_ledger.c
     corrected = claim_ledger.alias("corrected")
     async with read_connection(inv.engine) as conn:

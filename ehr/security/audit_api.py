@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr import bundle
 from ehr.outcome import FHIRError
+from ehr.parsing import bigint
 from ehr.search.params import parse_date, prefixed
 from ehr.security.tables import audit_log
 
@@ -85,13 +86,14 @@ async def search_events(
         elif name == "date":
             cond.append(_date_clause(value))
         elif name == "_count":
-            if not value.isdigit():
+            asked = bigint(value)
+            if asked is None:
                 raise FHIRError.of(400, "invalid", "_count must be a non-negative integer", "http._count")
-            count = min(int(value), max_count)
+            count = min(asked, max_count)
         elif name == "_cursor":
-            if not value.isdigit():
+            cursor = bigint(value)
+            if cursor is None:
                 raise FHIRError.of(400, "invalid", "Malformed _cursor", "http._cursor")
-            cursor = int(value)
     if allowed is not None:
         wanted = set(allowed) if wanted is None else wanted & allowed
     if wanted is not None:
