@@ -26,8 +26,8 @@ from ehr.outcome import FHIRError, Issue
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # How a control character can appear in JSON text (escaped: raw ones are not JSON).
 _ESCAPED_CONTROL = re.compile(rb"\\u00(?:0[0-8bcBC]|0[eEfF]|1[0-9a-fA-F])")
-# Objects and arrays inside one another; FHIR resources need far fewer (a Bundle of nested
-# Questionnaire items stays under 40), and deeper ones exhaust the validators' recursion.
+# Objects and arrays inside one another: real resources, even in Bundles, stay far below; 300
+# nested extensions or contained resources exhaust the validators' recursion (a 500 before).
 MAX_JSON_DEPTH = 100
 # What a signed 64-bit column holds (version ids, cursors, row ids).
 MAX_BIGINT = 2**63 - 1
@@ -84,7 +84,8 @@ def _check_json(data: object, strings: bool) -> None:
         return
     problem, path = found
     root = data.get("resourceType") if isinstance(data, dict) else None
-    where = (root if isinstance(root, str) and root.isalpha() else "body") + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in reversed(path))
+    steps = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in reversed(path))
+    where = (root if isinstance(root, str) and root.isalpha() else "body") + steps
     if problem == "depth":
         raise FHIRError.of(400, "too-costly", f"The JSON nests objects and arrays deeper than {MAX_JSON_DEPTH} levels", where)
     check_text(problem, where)
