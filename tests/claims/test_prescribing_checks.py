@@ -212,3 +212,29 @@ async def test_the_patient_is_told_the_whole_number_once_and_nothing_of_the_medi
     assert group["value"] in french and group["value"] in arabic and len(group["value"]) == 14  # whole: 7SE7-N65P-TKS7
     assert fits_one_sms(french) and fits_one_sms(arabic)
     assert not any(word in french + arabic for word in ("Glucophage", "Doliprane", "metformin", GLUCOPHAGE_850))
+
+
+async def test_two_lines_of_one_substance_sent_together_duplicate_each_other(world):
+    def entry(res):
+        return {"resource": res, "request": {"method": "POST", "url": "MedicationRequest"}}
+
+    async with world.client("D1") as d1:
+        tx = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [entry(line(GLUCOPHAGE_850)), entry(line(DOLIPRANE_500)), entry(line(GLUCOPHAGE_1000))]}
+        refused = await d1.post("/", json=tx)
+        assert refused.status_code == 409
+        assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[2].resource.MedicationRequest.medicationCodeableConcept"]
+        (code, implicated), = found(refused)  # the first line, not yet stored, is named by the id it would have
+        assert code == "DUPTHPY" and len(implicated) == 1 and implicated[0].startswith("MedicationRequest/")
+        assert (await d1.get("/MedicationRequest", params={"code": f"{MEDICINE}|{GLUCOPHAGE_850}"})).json()["total"] == 0
+
+        tx["entry"][2] = entry(overridden(line(GLUCOPHAGE_1000), "Deux dosages voulus : 850 le matin, 1000 le soir"))
+        written = await d1.post("/", json=tx)
+        assert written.status_code == 200, written.text
+        first, _, second = [e["response"]["location"].split("/_history")[0] for e in written.json()["entry"]]
+        lines = {r: (await d1.get(f"/{r}")).json() for r in (first, second)}
+        assert "detectedIssue" not in lines[first] and len(lines[second]["detectedIssue"]) == 1
+        assert lines[first]["groupIdentifier"] == lines[second]["groupIdentifier"]  # one prescription
+        issue = (await d1.get(f"/{lines[second]['detectedIssue'][0]['reference']}")).json()
+    assert issue["code"]["coding"][0]["code"] == "DUPTHPY" and issue["implicated"] == [{"reference": first}]
+    assert issue["mitigation"][0]["action"]["text"] == "Deux dosages voulus : 850 le matin, 1000 le soir"
