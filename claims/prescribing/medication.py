@@ -150,10 +150,12 @@ def _class_of(concept, atcs: set[str]) -> bool:
 
 
 async def _not_reimbursed(ctx: Context, patient: str, prescribed: list[Product], today: date) -> list[Finding]:
-    if any(p.reimbursable for p in prescribed):
-        return []
-    funds = await _funds(ctx, patient, today)
-    return [Finding("not-reimbursed", _WHERE, words={"product": prescribed[0].name, "fund": ", ".join(funds)})] if funds else []
+    """The patient's funds that reimburse none of the prescribed packs (each fund its own column of
+    the list, else the national one)."""
+    if any(p.reimbursable and not p.funds for p in prescribed):
+        return []  # reimbursed by every fund: no need to read the patient's coverage
+    refusing = [f for f in await _funds(ctx, patient, today) if not any(p.reimbursed_by(f) for p in prescribed)]
+    return [Finding("not-reimbursed", _WHERE, words={"product": prescribed[0].name, "fund": ", ".join(refusing)})] if refusing else []
 
 
 async def _funds(ctx: Context, patient: str, today: date) -> list[str]:

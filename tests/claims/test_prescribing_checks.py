@@ -19,6 +19,7 @@ MEDICINE = "https://fhir.sijill.ma/CodeSystem/medicament"
 OVERRIDE = "https://fhir.sijill.ma/StructureDefinition/override-reason"
 GLUCOPHAGE_850, GLUCOPHAGE_1000 = "6118001032938", "6118001033300"  # metformin, 1 to 3 a day
 CLAMOXYL_1G, ADVIL, DOLIPRANE_500 = "6118001010363", "6118001004812", "6118001000371"  # Advil: not reimbursable
+TAHOR_10 = "6118001049950"  # the SAMPLE list: reimbursed by CNSS, not by CNOPS
 LOINC = "http://loinc.org"
 
 
@@ -132,6 +133,18 @@ async def test_a_medicine_the_patients_fund_does_not_reimburse_is_refused(world)
     assert refused.status_code == 409 and found(refused) == [("not-reimbursed", [])]
     assert "CNSS" in refused.json()["issue"][0]["diagnostics"]
     assert unknown.status_code == 409 and found(unknown) == [("not-listed", [])]
+
+
+async def test_a_medicine_is_checked_against_the_patients_own_fund(world):
+    async with world.client("D1") as d1:
+        for_amina = await d1.post("/MedicationRequest", json=line(TAHOR_10, per_day=1))  # CNSS
+    brahims = {**line(TAHOR_10, per_day=1), "subject": {"reference": "Patient/pb"}, "requester": {"reference": "Practitioner/d3"}}
+    async with world.client("D3") as d3:
+        for_brahim = await d3.post("/MedicationRequest", json=brahims)  # CNOPS
+    assert for_amina.status_code == 201
+    assert for_brahim.status_code == 409 and found(for_brahim) == [("not-reimbursed", [])]
+    diagnostics = for_brahim.json()["issue"][0]["diagnostics"]
+    assert "Tahor" in diagnostics and "CNOPS" in diagnostics and "CNSS" not in diagnostics
 
 
 async def test_a_dose_above_the_usual_range_is_refused(world):
