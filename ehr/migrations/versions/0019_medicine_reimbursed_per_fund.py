@@ -1,7 +1,7 @@
 """reference: whether each fund reimburses a medicine, where it differs from the national list
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 Create Date: 2026-12-07 23:55:00.000000
 """
 from alembic import op
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 
 revision = '0019'
-down_revision = '0016'
+down_revision = '0018'
 branch_labels = None
 depends_on = None
 
