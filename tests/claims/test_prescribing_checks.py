@@ -236,7 +236,7 @@ async def test_two_lines_of_one_substance_sent_together_duplicate_each_other(wor
               "entry": [entry(line(GLUCOPHAGE_850)), entry(line(DOLIPRANE_500)), entry(line(GLUCOPHAGE_1000))]}
         refused = await d1.post("/", json=tx)
         assert refused.status_code == 409
-        assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[2].resource.MedicationRequest.medicationCodeableConcept"]
+        assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[2].resource.medicationCodeableConcept"]
         (code, implicated), = found(refused)  # the first line, not yet stored, is named by the id it would have
         assert code == "DUPTHPY" and len(implicated) == 1 and implicated[0].startswith("MedicationRequest/")
         assert (await d1.get("/MedicationRequest", params={"code": f"{MEDICINE}|{GLUCOPHAGE_850}"})).json()["total"] == 0
