@@ -85,10 +85,13 @@ async def sheet_for(conn, ids: list[str], access: AccessFilter | None) -> Pharma
         line = read_line(lines[line_id])
         packs = sorted(codes_of(d.get("medicationCodeableConcept"), MEDICINE))
         atc = codes_of(d.get("medicationCodeableConcept"), ATC) | line.atc
-        priced = await reference.medicines.packs_for_atc(conn, atc, day) if atc else {}
-        pack = next((p for ps in priced.values() for p in ps if packs and p.code == packs[0]), None)
+        # Listed at its public price whether the patient's fund reimburses it or not: the fund's
+        # adjudication decides (a pack it does not reimburse is the patient's to pay).
+        listed = await reference.medicines.products(conn, packs[:1], (), day) if packs else []
+        pack = next((p for p in listed if not atc or p.atc in atc), None)
         if pack is None:
-            raise _bad(f"MedicationDispense/{d['id']} : présentation remboursable inconnue (code {MEDICINE} et substance ATC)")
+            raise _bad(f"MedicationDispense/{d['id']} : présentation inconnue de la liste des médicaments "
+                       f"(code {MEDICINE} de la substance délivrée)")
         for icd in line.diagnoses:
             if icd not in diagnoses:
                 diagnoses.append(icd)
@@ -144,7 +147,7 @@ async def preview(conn, sheet: PharmacySheet) -> tuple[Decision, ClaimFacts]:
     facts = ClaimFacts(
         sheet=care, ledger_id=0, fund_code=cov.fund_code, received=today(tz), coverage=cov,
         provider=ProviderFacts(care.provider_ref, None, True, False),
-        prices=await reference.medicines.bases(conn, wanted), exemptions=cov.exemptions,
+        prices=await reference.medicines.bases(conn, cov.fund_code, wanted), exemptions=cov.exemptions,
         dispenses=[Dispense(d["id"], codes_of(d.get("medicationCodeableConcept"), MEDICINE) | codes_of(d.get("medicationCodeableConcept"), ATC),
                             ln.service_date, ln.quantity, local_reference_id(d["authorizingPrescription"][0], "MedicationRequest"),
                             d["status"]) for d, ln in zip(sheet.dispenses, care.lines)],

@@ -6,6 +6,9 @@ Two implementations here:
 
 * ``TablesReference`` reads the loaded tables (``profiles.reference.pricing``), one query per
   batch and date — used as soon as a version of the tariffs has been loaded;
+Whether a medicine is reimbursed is the patient's fund's call: the list has a national column
+and, where a fund differs, that fund's (``Product.reimbursed_by``; ``Medicines.bases`` per fund).
+
 * ``FileReference`` reads the SAMPLE files ``profiles/reference/sample/*.csv`` through the same
   parser the loader uses (so the codes and figures are the very ones the tables would hold) —
   used when no table is loaded (a fresh embedded install, the tests).
@@ -63,13 +66,20 @@ class Product:
     dci: str  # active ingredient(s), "A + B" for a combination
     strength: str  # "850 mg", "1 g/125 mg"
     atc: str | None
-    reimbursable: bool
+    reimbursable: bool  # the national column
     dose_min: Decimal | None  # usual daily dose, units of intake a day
     dose_max: Decimal | None
+    ppv: Decimal  # public sale price, MAD
+    funds: tuple[tuple[str, bool], ...] = ()  # (fund code, reimburses it) where the list names the fund
+
+    def reimbursed_by(self, fund: str) -> bool:
+        """Whether ``fund`` reimburses the pack: its own column, else the national one."""
+        return dict(self.funds).get(fund.upper(), self.reimbursable)
 
 
-def _product(r) -> Product:
-    return Product(r["code"], r["name"], r["dci"], r["strength"], r.get("atc"), r["reimbursable"], r.get("dose_min"), r.get("dose_max"))
+def _product(r, funds: dict[str, bool]) -> Product:
+    return Product(r["code"], r["name"], r["dci"], r["strength"], r.get("atc"), r["reimbursable"], r.get("dose_min"),
+                   r.get("dose_max"), _cents(r["ppv_centimes"]) or Decimal(0), tuple(sorted(funds.items())))
 
 
 class Tariffs(Protocol):
@@ -80,14 +90,16 @@ class Tariffs(Protocol):
 
 
 class Medicines(Protocol):
-    async def bases(self, conn: AsyncConnection, wanted: Iterable[tuple[str, date]]) -> dict[tuple[str, date], Decimal]:
-        """The reimbursement base per pack for each (EAN-13, date); non-reimbursable ones absent."""
+    async def bases(self, conn: AsyncConnection, fund: str,
+                    wanted: Iterable[tuple[str, date]]) -> dict[tuple[str, date], Decimal]:
+        """The reimbursement base per pack for each (EAN-13, date); those ``fund`` does not reimburse absent."""
 
     async def packs_for_atc(self, conn: AsyncConnection, atc_codes: Iterable[str], on: date) -> dict[str, list[Pack]]:
         """The reimbursable packs of each ATC substance (a prescription by substance → a pack)."""
 
     async def products(self, conn: AsyncConnection, codes: Iterable[str], atc_codes: Iterable[str], on: date) -> list[Product]:
-        """The packs in force on ``on`` whose EAN-13 is in ``codes`` or whose ATC is in ``atc_codes``."""
+        """The packs in force on ``on`` whose EAN-13 is in ``codes`` or whose ATC is in ``atc_codes``,
+        reimbursed or not, with what each fund the list names decides."""
 
 
 class LongTermConditions(Protocol):
@@ -151,13 +163,15 @@ class FileMedicines:
                             _cents(r["base_centimes"]) if r["reimbursable"] else None)
             for r in rows
         }
-        self._products = [_product(r) for r in rows]
+        self._bases = {r["code"]: _cents(r["base_centimes"]) for r in rows}
+        self._products = {r["code"]: _product(r, r["funds"]) for r in rows}
 
-    async def bases(self, conn, wanted):
+    async def bases(self, conn, fund, wanted):
         return {
-            (code, on): pack.base
+            (code, on): self._bases[code]
             for code, on in set(wanted)
-            if (pack := self._packs.get(code)) and pack.base is not None and self.version.on(on)
+            if (p := self._products.get(code)) and p.reimbursed_by(fund) and self._bases[code] is not None
+            and self.version.on(on)
         }
 
     async def packs_for_atc(self, conn, atc_codes, on):
@@ -173,7 +187,7 @@ class FileMedicines:
         codes, atc_codes = set(codes), set(atc_codes)
         if not self.version.on(on):
             return []
-        return [p for p in self._products if p.code in codes or p.atc in atc_codes]
+        return [p for p in self._products.values() if p.code in codes or p.atc in atc_codes]
 
 
 class FileConditions:
@@ -219,12 +233,12 @@ class TablesTariffs:
 
 
 class TablesMedicines:
-    async def bases(self, conn, wanted):
+    async def bases(self, conn, fund, wanted):
         from profiles.reference.pricing import medicines_for
 
         out = {}
         for version_id, pairs in (await _by_version(conn, "medicines", wanted)).items():
-            found = await medicines_for(conn, {code for code, _ in pairs}, version_id=version_id)
+            found = await medicines_for(conn, {code for code, _ in pairs}, version_id=version_id, fund=fund.upper())
             out.update({
                 (code, on): med.reimbursement_base for code, on in pairs
                 if (med := found.get(code)) and med.reimbursable and med.reimbursement_base is not None
@@ -247,17 +261,18 @@ class TablesMedicines:
         return dict(out)
 
     async def products(self, conn, codes, atc_codes, on):
-        from profiles.reference.pricing import version_in_force
+        from profiles.reference.pricing import funds_reimbursing, version_in_force
         from profiles.reference.tables import medicine
 
         codes, atc_codes = sorted(set(codes)), sorted(set(atc_codes))
         if not codes and not atc_codes:
             return []
-        rows = await conn.execute(
+        rows = (await conn.execute(
             select(medicine).where(medicine.c.version_id == version_in_force("medicines", on),
                                    or_(medicine.c.code.in_(codes), medicine.c.atc.in_(atc_codes)))
-        )
-        return [_product(r._mapping) for r in rows]
+        )).all()
+        funds = await funds_reimbursing(conn, [r.code for r in rows], on) if rows else {}
+        return [_product(r._mapping, funds.get(r.code, {})) for r in rows]
 
 
 class TablesConditions:

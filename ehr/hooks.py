@@ -105,7 +105,10 @@ async def observe_writes(ctx: Context, written: list[tuple[Stored, dict | None]]
         await observe(ctx, written)
 
 
-async def validate_write(ctx: Context, res: dict, prior: Stored | None = None) -> None:
+async def validate_write(ctx: Context, res: dict, res_id: str, prior: Stored | None = None) -> None:
+    # Hooks see the resource under the id it is stored with: a check may name a resource written
+    # earlier in the same transaction Bundle, before any of it is stored.
+    res["id"] = res_id
     for prepare in write_preparers:
         await prepare(ctx, res, prior)
     for check in write_validators:

@@ -207,21 +207,21 @@ async def _preauthorizations(conn: AsyncConnection, refs: set[str]) -> dict[str,
 
 async def _prices(conn, rows: list[LedgerRow], sheets, reference: Reference) -> dict[int, dict]:
     acts_by_fund: dict[str, set] = defaultdict(set)
-    medicines: set = set()
+    medicines_by_fund: dict[str, set] = defaultdict(set)  # each fund reimburses its own medicines
     for r in rows:
         for ln in sheets[r.id].lines:
             if ln.system == ACTS:
                 acts_by_fund[r.fund_code].add((ln.code, ln.service_date))
             elif ln.system == MEDICINE:
-                medicines.add((ln.code, ln.service_date))
+                medicines_by_fund[r.fund_code].add((ln.code, ln.service_date))
     tariffs = {fund: await reference.tariffs.tariffs(conn, fund, wanted) for fund, wanted in acts_by_fund.items()}
-    bases = await reference.medicines.bases(conn, medicines) if medicines else {}
+    bases = {fund: await reference.medicines.bases(conn, fund, wanted) for fund, wanted in medicines_by_fund.items()}
     out: dict[int, dict] = {}
     for r in rows:
         prices = {}
         for ln in sheets[r.id].lines:
             key = (ln.code, ln.service_date)
-            found = tariffs.get(r.fund_code, {}).get(key) if ln.system == ACTS else bases.get(key)
+            found = (tariffs if ln.system == ACTS else bases).get(r.fund_code, {}).get(key)
             if found is not None:
                 prices[key] = found
         out[r.id] = prices

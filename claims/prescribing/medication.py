@@ -7,6 +7,8 @@ The medicine is read from ``medicationCodeableConcept``: a pack of the list (EAN
 compared by ATC code and by the ingredients of the DCI ("Amoxicilline + acide clavulanique"
 contains amoxicillin), so a combination duplicates or triggers an allergy to its parts.
 Every read is an indexed search of the patient's records (subject, status) that the caller may see.
+The lines written together (one transaction Bundle: none is stored before all are checked) are
+also checked against each other: a later line of the same patient duplicates an earlier one.
 """
 from __future__ import annotations
 
@@ -39,8 +41,9 @@ async def medication_findings(ctx: Context, line: dict, patient: str, today: dat
         concept = line["medicationCodeableConcept"]
         return [Finding("not-listed", _WHERE, words={"medicine": concept.get("text") or ", ".join(sorted({*codes, *atcs}))})]
     substances = set().union(*(_substances(p) for p in prescribed))
+    together = _written_together(ctx, line, patient, substances, today)
     return [
-        *await _duplicate_therapy(ctx, line, patient, substances, prescribed[0], today),
+        *await _duplicate_therapy(ctx, line, patient, substances, prescribed[0], today, together),
         *await _allergies(ctx, patient, substances, prescribed[0], today),
         *await _not_reimbursed(ctx, patient, prescribed, today),
         *_dose(line, prescribed if len(codes) else []),
@@ -75,12 +78,23 @@ async def _substances_of(ctx: Context, concepts: list, today: date) -> list[set[
 
 
 async def _duplicate_therapy(ctx: Context, line: dict, patient: str, substances: set[str], product: Product,
-                             today: date) -> list[Finding]:
+                             today: date, together: tuple[str, ...]) -> list[Finding]:
     running = [r for r in await find(ctx, "MedicationRequest", [("subject", patient), ("status", "active")])
                if r.get("id") != line.get("id") and _running(r, today)]
     theirs = await _substances_of(ctx, [r.get("medicationCodeableConcept") for r in running], today)
-    same = tuple(f"MedicationRequest/{r['id']}" for r, s in zip(running, theirs) if s & substances)
+    stored = [f"MedicationRequest/{r['id']}" for r, s in zip(running, theirs) if s & substances]
+    same = tuple(dict.fromkeys([*stored, *together]))
     return [Finding("DUPTHPY", _WHERE, same, {"substance": product.dci})] if same else []
+
+
+def _written_together(ctx: Context, line: dict, patient: str, substances: set[str], today: date) -> tuple[str, ...]:
+    """The earlier lines of this request for the patient sharing a substance with ``line``, which
+    is then remembered for the lines after it (the request's ``ctx.shared``)."""
+    earlier: list[tuple[str, set[str]]] = ctx.shared.setdefault(("lines written together", patient), [])
+    same = tuple(ref for ref, theirs in earlier if theirs & substances and ref != f"MedicationRequest/{line.get('id')}")
+    if line.get("status") == "active" and _running(line, today) and isinstance(line.get("id"), str):
+        earlier.append((f"MedicationRequest/{line['id']}", substances))
+    return same
 
 
 def _running(request: dict, today: date) -> bool:
@@ -136,10 +150,12 @@ def _class_of(concept, atcs: set[str]) -> bool:
 
 
 async def _not_reimbursed(ctx: Context, patient: str, prescribed: list[Product], today: date) -> list[Finding]:
-    if any(p.reimbursable for p in prescribed):
-        return []
-    funds = await _funds(ctx, patient, today)
-    return [Finding("not-reimbursed", _WHERE, words={"product": prescribed[0].name, "fund": ", ".join(funds)})] if funds else []
+    """The patient's funds that reimburse none of the prescribed packs (each fund its own column of
+    the list, else the national one)."""
+    if any(p.reimbursable and not p.funds for p in prescribed):
+        return []  # reimbursed by every fund: no need to read the patient's coverage
+    refusing = [f for f in await _funds(ctx, patient, today) if not any(p.reimbursed_by(f) for p in prescribed)]
+    return [Finding("not-reimbursed", _WHERE, words={"product": prescribed[0].name, "fund": ", ".join(refusing)})] if refusing else []
 
 
 async def _funds(ctx: Context, patient: str, today: date) -> list[str]:

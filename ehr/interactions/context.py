@@ -140,7 +140,7 @@ async def store(ctx: Context, res_type: str, res_id: str, res: dict, *, method: 
     from ehr.hooks import observe_writes, validate_write
     from ehr.store import repository
 
-    await validate_write(ctx, res, prior)
+    await validate_write(ctx, res, res_id, prior)
     stored = await repository.write(
         ctx.conn, res_type, res_id, res, method=method, prior=prior, index_later=ctx.pending_index
     )
@@ -156,7 +156,7 @@ async def store_many(ctx: Context, items: list, *, validated: bool = False) -> l
     from ehr.store import repository
 
     for item in items if not validated else ():
-        await validate_write(ctx, item.res, item.prior)
+        await validate_write(ctx, item.res, item.res_id, item.prior)
     pending = ctx.pending_index if ctx.pending_index is not None else []
     written = await repository.write_many(ctx.conn, items, index_later=pending)
     if ctx.pending_index is None:

@@ -53,7 +53,7 @@ async def write_together(ctx: Context, group: list, where: Callable[[FHIRError, 
     for e, (res_type, res_id) in group:
         try:
             prior, status = await _check(ctx, e, res_type, res_id, priors.get((res_type, res_id)))
-            await validate_write(ctx, e.resource, prior)
+            await validate_write(ctx, e.resource, res_id, prior)
         except FHIRError as err:
             raise where(err, e.where, res_type) from None
         items.append(NewVersion(res_type, res_id, e.resource, e.method, prior))

@@ -4,7 +4,9 @@ One Jinja2 environment (autoescape on, undefined names are errors) over ``templa
 layout prints the letter once per language, each time with a ``Section`` that knows its
 language, direction and how to write words, amounts and dates in it.  Values that must keep
 their left-to-right order inside Arabic text (amounts, dates, identifiers, Latin names) are
-isolated in ``<bdi>``.
+isolated in ``<bdi>``; a value written only in the section's own direction (a date in the French
+copy, an Arabic name in the Arabic one) is not: it needs no isolation, and every isolate is one
+more inline box for WeasyPrint to lay out.
 
 Served as HTML or as PDF, by ``Accept`` (or ``_format=html|pdf``): the PDF is the same page
 laid out by WeasyPrint (``interop.paper.pdf``), whose text engine (Pango, HarfBuzz) shapes
@@ -12,6 +14,7 @@ Arabic and breaks right-to-left paragraphs; anything else gets 406.
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -39,9 +42,24 @@ _env = Environment(
 )
 
 
-def _isolated(value: object, direction: str | None = None) -> Markup:
+_RTL_CLASSES = frozenset({"R", "AL"})
+
+
+def _isolated(value: object, direction: str | None = None, within: str | None = None) -> Markup:
+    """``value`` in ``<bdi>`` (``direction``: its own, else found from its text), unless the text
+    it sits ``within`` runs the same way as every letter of it."""
+    if within is not None and _runs_only(str(value), within):
+        return escape(value)
     attr = Markup(f' dir="{direction}"') if direction else Markup("")
     return Markup("<bdi{}>{}</bdi>").format(attr, value)
+
+
+def _runs_only(text: str, direction: str) -> bool:
+    """No strong character of ``text`` runs against ``direction`` (digits and signs have none,
+    but in right-to-left text they still need isolating to keep their order)."""
+    if direction == "rtl":
+        return all(unicodedata.bidirectional(c) in _RTL_CLASSES or c == " " for c in text)
+    return not any(unicodedata.bidirectional(c) in _RTL_CLASSES for c in text)
 
 
 @dataclass(frozen=True)
@@ -64,19 +82,19 @@ class Section:
 
     def pick(self, value: Bilingual | None) -> Markup:
         """A value read from the data, in this language (isolated: names may be in the other script)."""
-        return _isolated(value.get(self.lang)) if value is not None else Markup("")
+        return _isolated(value.get(self.lang), within=self.dir) if value is not None else Markup("")
 
     def money(self, value: Decimal | None) -> Markup:
         if value is None:
             return Markup("")
-        return Markup("{}{}{}").format(_isolated(amount(value), "ltr"), NBSP, CURRENCY.get(self.lang))
+        return Markup("{}{}{}").format(self.ltr(amount(value)), NBSP, CURRENCY.get(self.lang))
 
     def day(self, value) -> Markup:
-        return _isolated(day(value), "ltr") if value else Markup("")
+        return self.ltr(day(value)) if value else Markup("")
 
     def ltr(self, value: object) -> Markup:
         """Codes, numbers, references: always left to right."""
-        return _isolated(value, "ltr")
+        return _isolated(value, "ltr", within=self.dir)
 
 
 def negotiate(request) -> str:

@@ -144,6 +144,12 @@ def _code(max_len: int) -> Callable[[str], str]:
     return parse
 
 
+def _fund_column(header: str) -> str | None:
+    """``fund:CODE`` for a column headed by a fund's code (« AMO Tadamon » is AMO-TADAMON)."""
+    code = header.strip().upper().replace(" ", "-")
+    return f"fund:{code}" if code in codes_of("organisme") else None
+
+
 def _originator(v: str) -> bool:
     kind = v.strip().lower()
     if kind in ("p", "princeps", "original", "référence", "reference"):
@@ -185,10 +191,28 @@ class Medicines(Kind):
                cells.positive_decimal, required=False),
     ]
 
+    # One optional column per fund (header: its code, CNSS, CNOPS, AMO-TADAMON…): whether that fund
+    # reimburses the pack (oui/non); an empty cell, or no column, leaves the national « Remboursable ».
+    def extra_column(self, header: str) -> str | None:
+        return _fund_column(header)
+
+    def extra_cells(self, line, record, values, layout):
+        errors = []
+        funds: dict[str, bool] = {}
+        for key, label in layout.labels.items():
+            raw = values.get(key, "").strip() if key.startswith("fund:") else ""
+            if raw:
+                try:
+                    funds[key[5:]] = cells.boolean(raw)
+                except ValueError as exc:
+                    errors.append(RowError(line, label, str(exc)))
+        record["funds"] = funds
+        return errors
+
     def check_record(self, line, record, values, layout):
         errors = []
         base, ppv = record.get("base_centimes"), record["ppv_centimes"]
-        if record["reimbursable"] and base is None:
+        if (record["reimbursable"] or any(record["funds"].values())) and base is None:
             errors.append(RowError(line, layout.labels.get("base_centimes", "Prix base remboursement"),
                                    "un médicament remboursable doit avoir une base de remboursement"))
         if base is not None and base > ppv:
@@ -218,8 +242,7 @@ class Tariffs(Kind):
     ]
 
     def extra_column(self, header: str) -> str | None:
-        code = header.strip().upper().replace(" ", "-")
-        return f"fund:{code}" if code in codes_of("organisme") else None
+        return _fund_column(header)
 
     def check_layout(self, labels, header_line):
         if not any(k.startswith("fund:") for k in labels):

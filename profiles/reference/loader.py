@@ -21,7 +21,9 @@ from ehr.outcome import FHIRError, Issue
 from profiles.reference import cells
 from profiles.reference.formats import iter_records, read_table
 from profiles.reference.kinds import KINDS, Kind, RowError
-from profiles.reference.tables import act, act_tariff, ald, ald_icd10, medicine, reference_table_version, rsu_threshold
+from profiles.reference.tables import (
+    act, act_tariff, ald, ald_icd10, medicine, medicine_fund, reference_table_version, rsu_threshold,
+)
 
 BATCH = 1000
 # progress(phase, done, total): phase is "validation" or "chargement".
@@ -195,7 +197,12 @@ async def _insert(conn, parsed: ParsedFile, version_id: int, progress: Progress 
         chunk = rows[start:start + BATCH]
         kind = parsed.kind.name
         if kind == "medicines":
-            await conn.execute(medicine.insert(), [{**r, "version_id": version_id} for r in chunk])
+            await conn.execute(medicine.insert(), [{k: v for k, v in r.items() if k != "funds"} | {"version_id": version_id}
+                                                   for r in chunk])
+            by_fund = [{"version_id": version_id, "code": r["code"], "fund": fund, "reimbursable": yes}
+                       for r in chunk for fund, yes in r["funds"].items()]
+            if by_fund:
+                await conn.execute(medicine_fund.insert(), by_fund)
         elif kind == "tariffs":
             await conn.execute(act.insert(), [
                 {k: r[k] for k in ("code", "label_fr", "label_ar", "letter_key", "coefficient", "category")}

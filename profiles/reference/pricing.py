@@ -16,7 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from profiles.reference.cells import icd10_in_range
 from profiles.reference.kinds import money
-from profiles.reference.tables import act, act_tariff, ald, ald_icd10, medicine, reference_table_version, rsu_threshold
+from profiles.reference.tables import (
+    act, act_tariff, ald, ald_icd10, medicine, medicine_fund, reference_table_version, rsu_threshold,
+)
 
 
 @dataclass(frozen=True)
@@ -111,26 +113,43 @@ async def tariff_for(conn: AsyncConnection, act_code: str, fund: str, on_date: d
 
 
 async def medicines_for(conn: AsyncConnection, codes: Iterable[str], on_date: date | None = None, *,
-                        version_id: int | None = None) -> dict[str, Medicine]:
+                        version_id: int | None = None, fund: str | None = None) -> dict[str, Medicine]:
+    """The packs of the list; ``reimbursable`` is ``fund``'s where the list has a column for it
+    (else, and without ``fund``, the national column)."""
     wanted = sorted(set(codes))
     if not wanted:
         return {}
-    v = reference_table_version
+    v, by_fund = reference_table_version, medicine_fund
     stmt = (
-        select(medicine, v.c.version)
+        select(medicine, v.c.version, by_fund.c.reimbursable.label("fund_reimbursable"))
         .join(v, v.c.id == medicine.c.version_id)
+        .outerjoin(by_fund, and_(by_fund.c.version_id == medicine.c.version_id, by_fund.c.code == medicine.c.code,
+                                 by_fund.c.fund == (fund or "")))
         .where(medicine.c.version_id == (version_id if version_id is not None else version_in_force("medicines", on_date)),
                medicine.c.code.in_(wanted))
     )
     return {
         r.code: Medicine(r.code, r.name, r.dci, r.strength, r.form, r.presentation, money(r.ppv_centimes),
-                         money(r.base_centimes), r.generic_group, r.reimbursable, r.originator, r.atc, r.version)
+                         money(r.base_centimes), r.generic_group,
+                         r.reimbursable if r.fund_reimbursable is None else r.fund_reimbursable,
+                         r.originator, r.atc, r.version)
         for r in (await conn.execute(stmt)).all()
     }
 
 
-async def medicine_for(conn: AsyncConnection, code: str, on_date: date) -> Medicine | None:
-    return (await medicines_for(conn, [code], on_date)).get(code)
+async def medicine_for(conn: AsyncConnection, code: str, on_date: date, fund: str | None = None) -> Medicine | None:
+    return (await medicines_for(conn, [code], on_date, fund=fund)).get(code)
+
+
+async def funds_reimbursing(conn: AsyncConnection, codes: Iterable[str], on_date: date) -> dict[str, dict[str, bool]]:
+    """Per pack, the funds the list names with whether each reimburses it (packs without any absent)."""
+    t = medicine_fund
+    rows = await conn.execute(select(t.c.code, t.c.fund, t.c.reimbursable).where(
+        t.c.version_id == version_in_force("medicines", on_date), t.c.code.in_(sorted(set(codes)))))
+    out: dict[str, dict[str, bool]] = {}
+    for code, fund, yes in rows:
+        out.setdefault(code, {})[fund] = bool(yes)
+    return out
 
 
 async def ald_for(conn: AsyncConnection, icd10: str, on_date: date) -> list[Ald]:

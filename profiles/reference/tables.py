@@ -52,6 +52,17 @@ medicine = Table(
     Column("dose_max", Numeric(10, 2), nullable=True),
 )
 
+# Whether one fund reimburses a pack, where it differs from (or states) the national column
+# ``medicine.reimbursable``: a pack without a row for a fund follows the national column.
+medicine_fund = Table(
+    "medicine_fund",
+    metadata,
+    Column("version_id", BigInteger, primary_key=True),
+    Column("code", String(13), primary_key=True),
+    Column("fund", String(32), primary_key=True),
+    Column("reimbursable", Boolean, nullable=False),
+)
+
 act = Table(
     "act",
     metadata,
@@ -103,4 +114,4 @@ rsu_threshold = Table(
     Column("threshold", Numeric(12, 7), nullable=False),
 )
 
-REFERENCE_TABLES = (reference_table_version, medicine, act, act_tariff, ald, ald_icd10, rsu_threshold)
+REFERENCE_TABLES = (reference_table_version, medicine, medicine_fund, act, act_tariff, ald, ald_icd10, rsu_threshold)

@@ -19,6 +19,7 @@ MEDICINE = "https://fhir.sijill.ma/CodeSystem/medicament"
 OVERRIDE = "https://fhir.sijill.ma/StructureDefinition/override-reason"
 GLUCOPHAGE_850, GLUCOPHAGE_1000 = "6118001032938", "6118001033300"  # metformin, 1 to 3 a day
 CLAMOXYL_1G, ADVIL, DOLIPRANE_500 = "6118001010363", "6118001004812", "6118001000371"  # Advil: not reimbursable
+TAHOR_10 = "6118001049950"  # the SAMPLE list: reimbursed by CNSS, not by CNOPS
 LOINC = "http://loinc.org"
 
 
@@ -134,6 +135,18 @@ async def test_a_medicine_the_patients_fund_does_not_reimburse_is_refused(world)
     assert unknown.status_code == 409 and found(unknown) == [("not-listed", [])]
 
 
+async def test_a_medicine_is_checked_against_the_patients_own_fund(world):
+    async with world.client("D1") as d1:
+        for_amina = await d1.post("/MedicationRequest", json=line(TAHOR_10, per_day=1))  # CNSS
+    brahims = {**line(TAHOR_10, per_day=1), "subject": {"reference": "Patient/pb"}, "requester": {"reference": "Practitioner/d3"}}
+    async with world.client("D3") as d3:
+        for_brahim = await d3.post("/MedicationRequest", json=brahims)  # CNOPS
+    assert for_amina.status_code == 201
+    assert for_brahim.status_code == 409 and found(for_brahim) == [("not-reimbursed", [])]
+    diagnostics = for_brahim.json()["issue"][0]["diagnostics"]
+    assert "Tahor" in diagnostics and "CNOPS" in diagnostics and "CNSS" not in diagnostics
+
+
 async def test_a_dose_above_the_usual_range_is_refused(world):
     async with world.client("D1") as d1:
         refused = await d1.post("/MedicationRequest", json=line(DOLIPRANE_500, per_day=4, dose=3))  # 12 tablets a day
@@ -212,3 +225,29 @@ async def test_the_patient_is_told_the_whole_number_once_and_nothing_of_the_medi
     assert group["value"] in french and group["value"] in arabic and len(group["value"]) == 14  # whole: 7SE7-N65P-TKS7
     assert fits_one_sms(french) and fits_one_sms(arabic)
     assert not any(word in french + arabic for word in ("Glucophage", "Doliprane", "metformin", GLUCOPHAGE_850))
+
+
+async def test_two_lines_of_one_substance_sent_together_duplicate_each_other(world):
+    def entry(res):
+        return {"resource": res, "request": {"method": "POST", "url": "MedicationRequest"}}
+
+    async with world.client("D1") as d1:
+        tx = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [entry(line(GLUCOPHAGE_850)), entry(line(DOLIPRANE_500)), entry(line(GLUCOPHAGE_1000))]}
+        refused = await d1.post("/", json=tx)
+        assert refused.status_code == 409
+        assert refused.json()["issue"][0]["expression"] == ["Bundle.entry[2].resource.medicationCodeableConcept"]
+        (code, implicated), = found(refused)  # the first line, not yet stored, is named by the id it would have
+        assert code == "DUPTHPY" and len(implicated) == 1 and implicated[0].startswith("MedicationRequest/")
+        assert (await d1.get("/MedicationRequest", params={"code": f"{MEDICINE}|{GLUCOPHAGE_850}"})).json()["total"] == 0
+
+        tx["entry"][2] = entry(overridden(line(GLUCOPHAGE_1000), "Deux dosages voulus : 850 le matin, 1000 le soir"))
+        written = await d1.post("/", json=tx)
+        assert written.status_code == 200, written.text
+        first, _, second = [e["response"]["location"].split("/_history")[0] for e in written.json()["entry"]]
+        lines = {r: (await d1.get(f"/{r}")).json() for r in (first, second)}
+        assert "detectedIssue" not in lines[first] and len(lines[second]["detectedIssue"]) == 1
+        assert lines[first]["groupIdentifier"] == lines[second]["groupIdentifier"]  # one prescription
+        issue = (await d1.get(f"/{lines[second]['detectedIssue'][0]['reference']}")).json()
+    assert issue["code"]["coding"][0]["code"] == "DUPTHPY" and issue["implicated"] == [{"reference": first}]
+    assert issue["mitigation"][0]["action"]["text"] == "Deux dosages voulus : 850 le matin, 1000 le soir"

@@ -21,7 +21,7 @@ def _create_reference_tables(url: str) -> None:
     engine = create_engine(sync_url(url))
     try:
         wanted = [t for t in metadata.sorted_tables if t.name in {
-            "reference_table_version", "medicine", "act", "act_tariff", "ald", "ald_icd10"}]
+            "reference_table_version", "medicine", "medicine_fund", "act", "act_tariff", "ald", "ald_icd10"}]
         metadata.create_all(engine, tables=wanted, checkfirst=True)
     finally:
         engine.dispose()

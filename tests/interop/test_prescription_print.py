@@ -164,3 +164,18 @@ async def test_altered_and_forged_codes_are_refused_and_counted(prescribed):
         assert (await _scan(world, "PH", forged)).status_code == 422
     throttled = await _scan(world, "PH", code)
     assert throttled.status_code == 429 and "Retry-After" in throttled.headers
+
+
+async def test_a_five_line_prescription_prints_on_one_a5_page(secure_app):
+    world = await seed_world(secure_app, _scenario())
+    medicines = ["Metformine 850 mg", "Amlodipine 5 mg", "Amoxicilline 1 g", "Paracétamol 1 g", "Oméprazole 20 mg"]
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": _line(m, n + 1), "request": {"method": "POST", "url": "MedicationRequest"}} for n, m in enumerate(medicines)]}
+    async with world.client("D1") as d1:
+        answer = await d1.post("", json=bundle)
+        assert answer.status_code == 200, answer.text
+        first = answer.json()["entry"][0]["response"]["location"].split("/")[1]
+    async with world.client("D1", **PDF) as d1:
+        printed = await d1.get(f"/MedicationRequest/{first}/$print")
+    words = _pdf_text(printed.content)  # one page
+    assert all(m in words for m in medicines)

@@ -104,6 +104,10 @@ async def test_sample_tables_load_and_price(engine):
         doliprane = await medicine_for(conn, "6118001000371", date(2024, 5, 2))
         assert doliprane.name == "Doliprane" and doliprane.ppv == Decimal("11.70")
         assert doliprane.reimbursement_base == Decimal("8.90") and doliprane.reimbursable
+        # Tahor 10 mg: reimbursed nationally and by CNSS, not by CNOPS; a fund without a column follows the nation
+        tahor = {fund: (await medicine_for(conn, "6118001049950", date(2024, 5, 2), fund)).reimbursable
+                 for fund in (None, "CNSS", "CNOPS", "MGPAP")}
+        assert tahor == {None: True, "CNSS": True, "CNOPS": False, "MGPAP": True}
         assert [a.code for a in await ald_for(conn, "E11.9", date(2024, 5, 2))] == ["ALD09"]
         assert [a.code for a in await ald_for(conn, "I63.9", date(2024, 5, 2))] == ["ALD01"]
         assert [a.code for a in await ald_for(conn, "z94.0", date(2024, 5, 2))] == ["ALC01"]
@@ -170,6 +174,16 @@ async def test_bad_rows_reported_by_line_and_nothing_loaded(engine, tmp_path):
     assert all(i.diagnostics.startswith("ligne ") for i in err.value.issues)
     assert await _count(engine, reference_table_version) == 0
     assert await _count(engine, medicine) == 0
+
+
+async def test_a_fund_that_reimburses_a_pack_needs_its_base(engine, tmp_path):
+    header = "Code;Nom;DCI;Dosage;Forme;PPV;Prix base remboursement;Remboursable;Princeps/Générique;CNSS;CNOPS\n"
+    path = _csv(tmp_path, "medicaments.csv", "# version: V1\n# effective_from: 2024-01-01\n" + header +
+                "6118001000371;Doliprane;Paracétamol;500 mg;comprimé;11,70;;non;P;oui;\n"  # line 4: CNSS pays, no base
+                "6118001000746;Doliprane;Paracétamol;1000 mg;comprimé;13,90;10,50;oui;P;;peut-être\n")  # line 5
+    with pytest.raises(LoadRejected) as refused:
+        await _load(engine, "medicines", path)
+    assert [(e.line, e.column) for e in refused.value.errors] == [(4, "Prix base remboursement"), (5, "CNOPS")]
 
 
 async def test_missing_columns_and_unknown_values(engine, tmp_path):
