@@ -19,9 +19,12 @@ class Issue:
     diagnostics: str
     severity: str = "error"  # fatal | error | warning | information
     expression: tuple[str, ...] = ()
+    location: tuple[str, ...] = ()  # where in the body's text (an XML body's line)
 
     def to_json(self) -> dict:
         issue: dict = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        if self.location:
+            issue["location"] = list(self.location)
         if self.expression:
             issue["expression"] = list(self.expression)
         return issue
