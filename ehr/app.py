@@ -15,7 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ehr.ops.logs import request_id as current_request_id
 from ehr.outcome import FHIRError, Issue, outcome_bytes
 from ehr.rest.apidocs import install_docs
-from ehr.rest.http import FHIR_JSON, check_accept
+from ehr.rest.http import check_accept
+from ehr.rest.negotiation import FHIR_JSON
 from ehr.settings import Settings, get_settings
 from ehr.store.db import create_engine
 from ehr.store.faults import as_outcome
@@ -150,7 +151,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Headers, CORS, body size and rate limits as plain ASGI middleware (no per-request task).
     install_middleware(app, settings, settings.max_body_bytes)
     from ehr.i18n import LanguageMiddleware
+    from ehr.rest.negotiation import RepresentationMiddleware
 
+    app.add_middleware(RepresentationMiddleware)  # answers in FHIR XML when asked (ehr.rest.negotiation)
     app.add_middleware(LanguageMiddleware)  # messages in the request's language (fr/ar/en)
     app.include_router(health.router)  # /health/live, /health/ready: no token
     app.include_router(metrics.router)  # /metrics: off unless SIJILL_METRICS_TOKEN is set

@@ -11,11 +11,14 @@ of the generic ``/fhir/{type}`` ones, negotiating their own media types (raw ``B
 ``write_observers``: run after every create, update, patch or delete (batched: a Bundle's plain
 entries come together), inside the same transaction, with the versions written: what a package
 keeps beside the store (the statistics' patient placement) follows every write path at once.
+``representations``: formats other than FHIR JSON a package serves and accepts at the edge (FHIR
+XML): each converts a whole body to and from FHIR JSON, so nothing behind the edge sees them.
 ``patient_notifier``: how the server tells a patient of an event concerning their file
 (``$start-care``, ``$break-glass``): the messaging package's ``notify`` (claims/messaging).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -42,6 +45,18 @@ write_validators: list[WriteValidator] = []
 write_preparers: list[WritePreparer] = []
 write_observers: list[WriteObserver] = []
 routers: list = []  # fastapi.APIRouter, included by ehr.app before the generic routes
+
+
+@dataclass(frozen=True)
+class Representation:
+    format: str                      # the short ``_format`` value ("xml")
+    media_type: str                  # what responses are labelled ("application/fhir+xml")
+    media_types: frozenset[str]      # Accept, Content-Type and ``_format`` values that name it
+    from_json: Callable[[bytes], bytes]   # a FHIR JSON body in this format
+    to_json: Callable[[bytes], bytes]     # this format as FHIR JSON (FHIRError 4xx when it is not valid)
+
+
+representations: list[Representation] = []
 # (connection, patient id, event, the resource concerned, parameters of the text)
 PatientNotifier = Callable[[AsyncConnection, str, str, str, dict], Awaitable[None]]
 patient_notifiers: list[PatientNotifier] = []

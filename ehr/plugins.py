@@ -37,5 +37,6 @@ def load_plugins() -> None:
     import interop.paper.register  # noqa: F401  (the paper channel's printable letters)
     import interop.binary.register  # noqa: F401  (Binary bytes in object storage)
     import interop.bulk.register  # noqa: F401  (FHIR Bulk Data $export)
+    import interop.fhirxml.register  # noqa: F401  (FHIR XML in and out)
 
     _loaded = True

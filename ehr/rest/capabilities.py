@@ -6,6 +6,7 @@ from functools import lru_cache
 import orjson
 from fastapi import APIRouter
 
+from ehr import hooks
 from ehr.operations.registry import registered
 from ehr.rest.http import AppSettings, fhir_response
 from ehr.search.limits import SearchLimits
@@ -88,7 +89,7 @@ def capability_statement(base_url: str, documentation: str) -> bytes:
         "software": {"name": "Sijill", "version": "0.1.0"},
         "implementation": {"description": "Sijill FHIR server for AMO (Morocco)", "url": base_url},
         "fhirVersion": "4.3.0",
-        "format": ["application/fhir+json", "json"],
+        "format": ["application/fhir+json", "json"] + [f for r in hooks.representations for f in (r.media_type, r.format)],
         "patchFormat": ["application/json-patch+json"],
         "rest": [rest],
     }

@@ -8,14 +8,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.responses import Response
 
+from ehr import hooks
 from ehr.interactions.context import Result
 from ehr.outcome import FHIRError, Issue, outcome_bytes
+from ehr.rest.negotiation import FHIR_JSON, JSON_TYPES, chosen, for_content_type
 from ehr.settings import Settings
 from ehr.store.clock import from_datetime, to_http_date
 
-FHIR_JSON = "application/fhir+json"
-_JSON_TYPES = {"application/fhir+json", "application/json", "application/json+fhir", "text/json"}
-_FORMAT_JSON = {"json", "application/fhir+json", "application/json", "application/json+fhir"}
 JSON_PATCH = "application/json-patch+json"
 
 
@@ -50,26 +49,18 @@ AppSettings = Annotated[Settings, Depends(app_settings)]
 
 
 async def check_accept(request: Request) -> None:
-    """Only JSON is produced here; a client that accepts nothing JSON-like gets 406."""
-    fmt = request.query_params.get("_format")
-    if fmt is not None and fmt.split(";")[0].strip() not in _FORMAT_JSON:
-        raise FHIRError.of(406, "not-supported", f"_format {fmt!r} is not supported; use json", "http._format")
-    accept = request.headers.get("accept")
-    if not accept or fmt is not None:
-        return
-    for part in accept.split(","):
-        media = part.split(";")[0].strip()
-        if media in _JSON_TYPES or media in ("*/*", "application/*", "") or media.endswith("+json"):
-            return
-    raise FHIRError.of(406, "not-supported", f"Cannot produce any of {accept!r}; this server speaks application/fhir+json")
+    """406 unless the request asks for a representation served here (FHIR JSON, or a package's)."""
+    chosen(request.query_params.get("_format"), request.headers.get("accept"))
 
 
-async def read_body(request: Request, settings: Settings, allowed: set[str] = _JSON_TYPES) -> bytes:
+async def read_body(request: Request, settings: Settings, allowed: frozenset[str] | set[str] = JSON_TYPES) -> bytes:
+    """The body, at most ``max_body_bytes``; a FHIR body in another representation (XML) comes
+    back as FHIR JSON, so that what lies behind the edge only ever sees JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in allowed:
-        raise FHIRError.of(
-            415, "not-supported", f"Unsupported Content-Type {content_type or 'none'!r}; send {sorted(allowed)[0]}"
-        )
+    representation = for_content_type(content_type) if allowed is JSON_TYPES else None
+    if content_type not in allowed and representation is None:
+        spoken = [FHIR_JSON] + [r.media_type for r in hooks.representations] if allowed is JSON_TYPES else sorted(allowed)
+        raise FHIRError.of(415, "not-supported", f"Unsupported Content-Type {content_type or 'none'!r}; send {' or '.join(spoken)}")
     declared = request.headers.get("content-length")
     if declared and declared.isascii() and declared.isdigit() and int(declared) > settings.max_body_bytes:
         raise too_large(settings)
@@ -78,7 +69,7 @@ async def read_body(request: Request, settings: Settings, allowed: set[str] = _J
         body += chunk
         if len(body) > settings.max_body_bytes:
             raise too_large(settings)
-    return bytes(body)
+    return representation.to_json(bytes(body)) if representation is not None else bytes(body)
 
 
 def too_large(settings: Settings) -> FHIRError:
