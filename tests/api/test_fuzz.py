@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ehr.search.registry import get_registry
+from interop.fhirxml.reader import parse
 from tests.api.helpers import observation, patient
 
 
@@ -95,7 +96,8 @@ SEARCH = st.sampled_from(TYPES).flatmap(lambda t: st.tuples(st.just(t), st.lists
 def _check(resp, what: object) -> None:
     assert resp.status_code < 500, f"{resp.status_code} for {what!r}: {resp.text[:500]}"
     if resp.status_code >= 400:
-        body = resp.json()
+        xml = resp.headers.get("content-type", "").startswith("application/fhir+xml")
+        body = parse(resp.content) if xml else resp.json()  # Accept: application/fhir+xml is answered in XML
         assert body["resourceType"] == "OperationOutcome", (what, body)
         assert body["issue"] and all(i.get("code") for i in body["issue"]), (what, body)
 
