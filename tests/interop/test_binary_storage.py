@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 import httpx
 import orjson
 import pytest
+from lxml import etree
 from moto.server import ThreadedMotoServer
 from pydantic import SecretStr
 
@@ -134,6 +135,8 @@ async def test_the_fhir_json_form_round_trips_through_storage(client, settings):
     as_json = (await download(client, res_id, accept="application/fhir+json")).json()
     assert base64.b64decode(as_json["data"]) == body
     assert "_data" not in as_json and as_json["securityContext"] == {"reference": "DocumentReference/d"}
+    as_xml = etree.fromstring((await download(client, res_id, accept="application/fhir+xml")).content)
+    assert base64.b64decode(as_xml.find("{http://hl7.org/fhir}data").get("value")) == body
     raw = await download(client, res_id, accept="image/*")
     assert raw.headers["content-type"] == "image/jpeg" and raw.content == body
     refused = await download(client, res_id, accept="text/plain")
