@@ -15,6 +15,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "ar": "تعريفات DTD وكيانات XML مرفوضة (DOCTYPE ممنوع)",
         "en": "XML DTDs and entities are refused (no DOCTYPE)",
     },
+    "depth": {
+        "fr": "Le XML imbrique les éléments sur plus de {depth} niveaux",
+        "ar": "يتداخل XML في أكثر من {depth} مستوى",
+        "en": "The XML nests elements deeper than {depth} levels",
+    },
     "namespace": {
         "fr": "L'élément « {name} » n'est pas dans l'espace de noms FHIR (http://hl7.org/fhir)",
         "ar": "العنصر «{name}» ليس ضمن فضاء أسماء FHIR (http://hl7.org/fhir)",
@@ -72,6 +77,6 @@ def refused(kind: str, expression: str | None, line: int | None, **params: objec
     """400 for an XML body: the element's FHIRPath (when known) and its line in the body."""
     text = _MESSAGES[kind]
     diagnostics = text.get(current_language(), text["fr"]).format(**params)
-    code = "value" if kind == "value" else "structure" if kind != "doctype" else "security"
+    code = {"value": "value", "doctype": "security", "depth": "too-costly"}.get(kind, "structure")
     location = (f"Line[{line}]",) if line else ()
     return FHIRError(400, [Issue(code, diagnostics, expression=(expression,) if expression else (), location=location)])

@@ -64,7 +64,7 @@ def _resource(el: etree._Element, path: str | None, depth: int) -> dict:
 
 def _read(el: etree._Element, content: Content, path: str, out: dict, depth: int) -> None:
     if depth > MAX_DEPTH:
-        raise refused("malformed", path, el.sourceline, detail=f"nested deeper than {MAX_DEPTH} levels")
+        raise refused("depth", path.split(".", 1)[0], el.sourceline, depth=MAX_DEPTH)
     for name, value in el.attrib.items():
         child = content.by_name.get(name)
         if child is not None and child.attr:

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from ehr.search.registry import get_registry
 from interop.fhirxml.reader import parse
+from interop.fhirxml.writer import json_to_xml
 from tests.api.helpers import observation, patient
 
 
@@ -246,3 +247,30 @@ def _body(method: str, res_id: str) -> bytes | None:
     if method == "PATCH":
         return b'[{"op":"replace","path":"/gender","value":"male"}]'
     return orjson.dumps({**patient(), "id": res_id}) if method in ("PUT", "POST") else None
+
+
+@fuzz(100)
+@given(bodies(), st.sampled_from(["none", "bytes", "cut", "doctype", "namespace", "entity"]), st.data())
+async def test_mutated_xml_bodies_are_taken_or_refused_never_half_written(client, body, damage, data):
+    res_type, text = body
+    res_type = res_type if res_type.isalpha() and res_type.isascii() else "Patient"
+    try:
+        xml = json_to_xml(text)  # the mutated resource in XML, where XML can carry it
+    except (ValueError, RecursionError):
+        xml = text
+    if damage == "bytes":
+        at = data.draw(st.integers(min_value=0, max_value=len(xml)))
+        xml = xml[:at] + data.draw(st.binary(min_size=1, max_size=4)) + xml[at:]
+    elif damage == "cut":
+        xml = xml[:data.draw(st.integers(min_value=0, max_value=len(xml)))]
+    elif damage == "doctype":
+        xml = b'<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]>' + xml.split(b"?>", 1)[-1]
+    elif damage == "namespace":
+        xml = xml.replace(b"http://hl7.org/fhir", data.draw(st.sampled_from([b"", b"urn:x", b"http://hl7.org/fhir/"])), 1)
+    elif damage == "entity":
+        xml = xml.replace(b'value="', b'value="&' + data.draw(st.sampled_from([b"amp;", b"lt;", b"#0;", b"#x1;", b"nbsp;", b"x"])), 1)
+    before = await _versions(client)
+    resp = await client.post(f"/{res_type}", content=xml, headers={"Content-Type": "application/fhir+xml"})
+    _check(resp, xml[:300])
+    if resp.status_code >= 400:
+        assert await _versions(client) == before, xml[:300]
