@@ -73,10 +73,10 @@ def chosen(fmt: str | None, accept: str | None) -> Representation | None:
         elif media in _WILDCARDS:
             target, specificity = None, 0
         else:
-            rep = for_content_type(media)
-            if rep is None:
+            served = for_content_type(media)
+            if served is None:
                 continue
-            target, specificity = rep, 2
+            target, specificity = served, 2
         score = (q, specificity, -position)
         if best_score is None or score > best_score:
             best, best_score = target, score

@@ -104,9 +104,9 @@ def _read(el: etree._Element, content: Content, path: str, out: dict, depth: int
         array = content.by_name[name].array
         if any(v is not None for v in found):
             out[name] = found if array else found[0]
-        more = extras.get(name)
-        if more and any(m is not None for m in more):
-            out["_" + name] = more if array else more[0]
+        aside = extras.get(name)
+        if aside and any(m is not None for m in aside):
+            out["_" + name] = aside if array else aside[0]
 
 
 def _child(sub: etree._Element, content: Content, path: str) -> Child:
