@@ -151,7 +151,7 @@ def _typed(raw: str, child: Child, path: str, line: int | None) -> object:
 def _xhtml(el: etree._Element, path: str) -> str:
     if el.tag != "{" + XHTML_NS + "}div":
         raise refused("xhtml", path, el.sourceline)
-    div = etree.fromstring(etree.tostring(el, with_tail=False))  # a copy: no namespaces it does not use
+    div = etree.fromstring(etree.tostring(el, with_tail=False), _PARSER)  # a copy: no namespaces it does not use
     etree.cleanup_namespaces(div)
     return etree.tostring(div, encoding="unicode", with_tail=False)
 
