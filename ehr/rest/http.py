@@ -54,8 +54,9 @@ async def check_accept(request: Request) -> None:
 
 
 async def read_body(request: Request, settings: Settings, allowed: frozenset[str] | set[str] = JSON_TYPES) -> bytes:
-    """The body, at most ``max_body_bytes``; a FHIR body in another representation (XML) comes
-    back as FHIR JSON, so that what lies behind the edge only ever sees JSON."""
+    """The body, at most ``max_body_bytes``.  Where a FHIR resource is expected (``allowed`` left
+    as the JSON types), a body in another representation (XML) comes back as FHIR JSON, so that
+    what lies behind the edge only ever sees JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     representation = for_content_type(content_type) if allowed is JSON_TYPES else None
     if content_type not in allowed and representation is None:
