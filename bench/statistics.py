@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import time
 from datetime import date, timedelta
@@ -140,9 +141,11 @@ async def time_all(engine, repeats: int) -> dict[str, float]:
     return out
 
 
-async def run(url: str, scales: list[float], repeats: int) -> list[tuple[float, int, dict]]:
-    results = []
+async def run(url: str, scales: list[float], repeats: int) -> tuple[list[tuple[float, int, dict]], list[str]]:
+    """Each scale's (scale, sheets, best times) and its load averages (the machine may be shared)."""
+    results, loads = [], []
     for scale in scales:
+        before = os.getloadavg()[0]
         recreate_database(url)
         engine = create_engine(url, pool_size=1)
         try:
@@ -153,9 +156,10 @@ async def run(url: str, scales: list[float], repeats: int) -> list[tuple[float, 
             print(f"1/{round(1 / scale)}: {n:,} sheets loaded in {time.perf_counter() - t0:.0f} s", flush=True)
             await time_all(engine, 1)  # warm the cache once, as a server would be
             results.append((scale, n, await time_all(engine, repeats)))
+            loads.append(f"1/{round(1 / scale)}: {before:.1f} before loading, {os.getloadavg()[0]:.1f} after timing")
         finally:
             await engine.dispose()
-    return results
+    return results, loads
 
 
 def _national(results: list[tuple[float, int, dict]], q: str, national: int) -> tuple[float, float]:
@@ -173,7 +177,7 @@ def _national(results: list[tuple[float, int, dict]], q: str, national: int) -> 
     return proportional, big[q] + slope * (national - n) * grow
 
 
-def report(results: list[tuple[float, int, dict]]) -> str:
+def report(results: list[tuple[float, int, dict]], loads: list[str]) -> str:
     national = round(NATIONAL_DAY * 365)
     scale, n, big = results[-1]
     lines = [f"# Statistics benchmark ({date.today().isoformat()})", "",
@@ -192,7 +196,7 @@ def report(results: list[tuple[float, int, dict]]) -> str:
               f"sheets × log(N)/log(n); slope = that run's time + the extra time per extra sheet between the last two "
               f"runs × the sheets still to come × log(N)/log(n).  Slowest query by the slope: {worst} "
               f"({_national(results, worst, national)[1]:.1f} s); all {len(big)} queries together ≈ {totals[0]:.0f} s (∝), "
-              f"{totals[1]:.0f} s (slope).", ""]
+              f"{totals[1]:.0f} s (slope).", "", "Load average (1 min) of the machine: " + "; ".join(loads) + ".", ""]
     return "\n".join(lines)
 
 
@@ -203,7 +207,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs of each query; the best is kept")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    text = report(asyncio.run(run(args.database_url, [float(s) for s in args.scales.split(",")], args.repeats)))
+    text = report(*asyncio.run(run(args.database_url, [float(s) for s in args.scales.split(",")], args.repeats)))
     out = args.out or Path(__file__).parent / "results" / f"{date.today().isoformat()}-statistics.md"
     out.write_text(text, encoding="utf-8")
     print(text)

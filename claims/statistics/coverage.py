@@ -16,7 +16,7 @@ from sqlalchemy import Integer, and_, case, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from claims.statistics.measures import Period, ald_code, column, nearest_rank, ranked, with_places
+from claims.statistics.measures import Period, ald_code, column, people, percentiles, with_places
 from claims.tables import claim_ledger, coverage_start, coverage_transition
 from claims.statistics.territory import UNPLACED
 
@@ -64,16 +64,17 @@ def _starts(period: Period, by: tuple[str, ...]):
     return select(*columns).select_from(source).where(opened).subquery("start")
 
 
-def coverage_query(measure: str, by: tuple[str, ...], period: Period):
+def coverage_query(measure: str, by: tuple[str, ...], period: Period, ordered_sets: bool):
     if measure == "coverage-transitions":
         s = _transitions(period, by)
         keys = [column(s, d).label(f"k{i}") for i, d in enumerate(by)]
-        return select(*keys, func.count(func.distinct(s.c.patient_id)).label("people"),
+        return select(*keys, people(s.c.patient_id),
                       func.count().label("transitions"), func.sum(s.c.ald_flag).label("ald-transitions"),
                       func.sum(case((s.c.closed_at.is_not(None), 1), else_=0)).label("restored")).group_by(*keys)
     s = _starts(period, by)
-    r = ranked(s, by, s.c.days).c
+    rel, percentile = percentiles(s, by, s.c.days, ordered_sets=ordered_sets)
+    r = rel.c
     keys = [r[f"k{i}"] for i in range(len(by))]
-    return select(*keys, func.count(func.distinct(r.patient_id)).label("people"), func.count().label("coverages"),
-                  func.count(r.value).label("with-care"), nearest_rank(r, 50).label("days-median"),
-                  nearest_rank(r, 90).label("days-p90")).group_by(*keys)
+    return select(*keys, people(r.patient_id), func.count().label("coverages"),
+                  func.count(r.value).label("with-care"), percentile(50).label("days-median"),
+                  percentile(90).label("days-p90")).group_by(*keys)

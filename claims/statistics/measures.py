@@ -1,5 +1,6 @@
-"""The aggregates, one SQL statement each, computed by the database (GROUP BY, window functions
-for the percentiles) on SQLite and PostgreSQL alike — no row is read into Python.
+"""The aggregates, one SQL statement each, computed by the database (GROUP BY; the percentiles by
+PostgreSQL's ordered-set aggregate, by a window on SQLite, ``percentiles``) — no row is read
+into Python.
 
 Care-sheet measures: the AMO decision of each care sheet of the period (date of care): ledger
 rows of payer rank 1, ``use`` claim, not replaced by a correction (``superseded``).  Coverage
@@ -13,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import case, func, literal, select, union_all
+from sqlalchemy import String, case, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 from claims.clock import HOUR_US
 from claims.reasons import REASONS
@@ -113,8 +116,48 @@ def _reasons():
     return union_all(*rows).subquery("reason_code")
 
 
+class bytewise(FunctionElement):
+    """A text compared byte by byte: grouping and counting distinct values need equality only, and
+    PostgreSQL sorts under the database's collation (``strcoll``, no abbreviated keys) several
+    times slower than under "C".  SQLite's default collation is bytewise already."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(bytewise)
+def _bytewise_sqlite(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(bytewise, "postgresql")
+def _bytewise_postgresql(element, compiler, **kw):
+    return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
 def column(rel, dim: str):
-    return rel.c[dim.replace("-", "_")]
+    return bytewise(rel.c[dim.replace("-", "_")])
+
+
+def people(patient_id):
+    return func.count(func.distinct(bytewise(patient_id))).label("people")
+
+
+def percentiles(rel, by: tuple[str, ...], value, *where, ordered_sets: bool):
+    """``rel``'s rows (``where``) with their dimensions (``k0``, ``k1``), patient and ``value``, and
+    ``percentile(p, scale)``: the p-th percentile by nearest rank (rank ceil(p·n/100) of the cell's
+    n values, none for no value) over ``scale``, an aggregate to group the rows by.
+
+    With ``ordered_sets`` (PostgreSQL), ``percentile_disc``: the first value whose rank reaches
+    p/100·n, i.e. the nearest rank (exact in floating point for p = 50 and 90); it sorts each
+    cell's values inside the aggregate, the percentiles of one cell sharing that sort.  Otherwise
+    (SQLite) a window ranks the values first (``ranked``): a sort of all the rows."""
+    if not ordered_sets:
+        r = ranked(rel, by, value, *where)
+        return r, lambda p, scale=1.0: func.max(case((r.c.rn == (r.c.n * p + 99) // 100, r.c.value))) / scale
+    r = (select(*[column(rel, d).label(f"k{i}") for i, d in enumerate(by)], rel.c.patient_id, value.label("value"))
+         .where(*where).subquery("valued"))
+    return r, lambda p, scale=1.0: func.percentile_disc(p / 100).within_group(r.c.value) / scale
 
 
 def ranked(rel, by: tuple[str, ...], value, *where):
@@ -128,18 +171,14 @@ def ranked(rel, by: tuple[str, ...], value, *where):
             .where(*where).subquery("ranked"))
 
 
-def nearest_rank(r, p: int, scale: float = 1.0):
-    """The p-th percentile by nearest rank: ceil(p·n/100) in integers, on both databases."""
-    return func.max(case((r.rn == (r.n * p + 99) // 100, r.value))) / scale
-
-
 async def aggregate(conn: AsyncConnection, measure: str, by: tuple[str, ...], period: Period) -> list[dict]:
     """One dict per cell: ``key`` (tuple of the dimensions' values; ``()`` for the whole), ``people``
     and the measure's figures (money in MAD, delays in hours or days, shares in %)."""
     from claims.statistics.coverage import coverage_query
 
-    q = coverage_query(measure, by, period) if measure in ("coverage-transitions", "time-to-first-care") \
-        else _sheet_query(measure, by, period)
+    ordered_sets = conn.dialect.name == "postgresql"
+    q = coverage_query(measure, by, period, ordered_sets) if measure in ("coverage-transitions", "time-to-first-care") \
+        else _sheet_query(measure, by, period, ordered_sets)
     cells = []
     for row in (await conn.execute(q)).mappings():
         values = dict(row)
@@ -149,15 +188,17 @@ async def aggregate(conn: AsyncConnection, measure: str, by: tuple[str, ...], pe
     return cells
 
 
-def _sheet_query(measure: str, by: tuple[str, ...], period: Period):
+def _sheet_query(measure: str, by: tuple[str, ...], period: Period, ordered_sets: bool):
     s = _sheets(period, by)
     if measure == "decision-delay":
-        r = ranked(s, by, s.c.decided_at - s.c.received_at, s.c.decided_at.is_not(None)).c
+        rel, percentile = percentiles(s, by, s.c.decided_at - s.c.received_at, s.c.decided_at.is_not(None),
+                                      ordered_sets=ordered_sets)
+        r = rel.c
         keys = [r[f"k{i}"] for i in range(len(by))]
-        return select(*keys, func.count(func.distinct(r.patient_id)).label("people"), func.count().label("decided"),
+        return select(*keys, people(r.patient_id), func.count().label("decided"),
                       (100.0 * func.sum(case((r.value <= DEADLINE_US, 1), else_=0)) / func.count()).label("within-48h"),
-                      nearest_rank(r, 50, float(HOUR_US)).label("delay-median"),
-                      nearest_rank(r, 90, float(HOUR_US)).label("delay-p90")).group_by(*keys)
+                      percentile(50, float(HOUR_US)).label("delay-median"),
+                      percentile(90, float(HOUR_US)).label("delay-p90")).group_by(*keys)
     if measure == "refusals":
         reasons, line = _reasons(), claim_decision_line.c
         rel = (select(s, reasons.c.reason, line.id.label("line_id"))
@@ -166,7 +207,7 @@ def _sheet_query(measure: str, by: tuple[str, ...], period: Period):
                                 literal("% ") + reasons.c.reason + literal(" %"))))
                .where(line.benefit_cents == 0).subquery("refusal"))
         keys = [column(rel, d).label(f"k{i}") for i, d in enumerate(by)]
-        return select(*keys, func.count(func.distinct(rel.c.patient_id)).label("people"),
+        return select(*keys, people(rel.c.patient_id),
                       func.count(rel.c.line_id).label("refused-lines")).group_by(*keys)
     keys = [column(s, d).label(f"k{i}") for i, d in enumerate(by)]
     figures = [func.count().label("care-sheets")]
@@ -176,4 +217,4 @@ def _sheet_query(measure: str, by: tuple[str, ...], period: Period):
         figures = [func.sum(case((decided, s.c.submitted_cents))) / 100.0, paid / 100.0, left / 100.0,
                    100.0 * left / func.nullif(paid + left, 0)]
         figures = [f.label(fig.code) for f, fig in zip(figures, MEASURES["amounts"].figures)]
-    return select(*keys, func.count(func.distinct(s.c.patient_id)).label("people"), *figures).group_by(*keys)
+    return select(*keys, people(s.c.patient_id), *figures).group_by(*keys)

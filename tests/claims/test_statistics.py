@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+from datetime import date
 from statistics import median
 
 import orjson
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import insert, select, union_all
 
 from claims.clock import HOUR_US
+from claims.statistics.measures import Period, aggregate
 from claims.tables import claim_decision_line, claim_ledger
 from ehr.security.demo import DemoUser
 from ehr.security.roles import Role
@@ -138,6 +140,25 @@ async def test_decision_delays_amounts_and_refusals_are_computed_by_the_database
         assert shown["personnes"] == (str(people) if people >= 10 else "<10")
         if people >= 10:
             assert int(shown["refused-lines"]) == len(refused)
+
+
+async def test_the_delay_percentiles_are_the_nearest_rank_for_every_cell_size(secure_app):  # noqa: F811
+    # PostgreSQL's percentile_disc and SQLite's window must both give the value of rank ceil(p·n/100):
+    # cells (one fund each) of n = 1…20 sheets decided 1…n hours after receipt, inserted out of order
+    rnd, rows = random.Random(3), []
+    for n in range(1, 21):
+        for hours in rnd.sample(range(1, n + 1), n):
+            lid = len(rows) + 1
+            rows.append(dict(id=lid, provider_inpe="1", claim_identifier=f"s{lid}", payer_rank=1, claim_id=f"c{lid}",
+                             response_id=f"r{lid}", patient_id=f"p{lid % 7}", fund_ref="Organization/x", fund_code=f"F{n:02}",
+                             use="claim", care_setting="ambulatory", service_date="2025-03-01", fingerprint="f",
+                             received_at=T0, due_at=T0 + 48 * HOUR_US, status="decided", decided_at=T0 + hours * HOUR_US,
+                             submitted_cents=100, benefit_cents=100, patient_share_cents=0))
+    async with secure_app.state.engine.begin() as conn:
+        await conn.execute(insert(claim_ledger), rows)
+        cells = await aggregate(conn, "decision-delay", ("fund",), Period(date(2025, 3, 1), date(2025, 3, 31)))
+    got = {c["key"][0]: (c["decided"], c["delay-median"], c["delay-p90"], c["people"]) for c in cells}
+    assert got == {f"F{n:02}": (n, float(-(-50 * n // 100)), float(-(-90 * n // 100)), min(n, 7)) for n in range(1, 21)}
 
 
 async def test_fairness_puts_regions_beside_the_nation_and_flags_by_the_rule(population):
