@@ -12,7 +12,7 @@ hook fills ``patient_place`` and ``coverage_start`` as in production; the ledger
 lines and cliff transitions go straight into their tables: this measures the aggregates, not
 the submission path (``bench/claims_*.py`` measure that).  Each aggregate is timed at two
 scales; the time per ledger row of the larger run, times the national year's rows, is the
-extrapolation (the plans are hash aggregates and one sort per window: linear to n·log n, so the
+extrapolation (the plans are a hash join, hash aggregates and sorts: linear to n·log n, so the
 larger run's slope, which already includes the log factor of its size, is scaled by
 log(N)/log(n) too).  Each scale gets a fresh database.
 
