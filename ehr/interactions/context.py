@@ -23,6 +23,20 @@ from ehr.store.repository import Stored
 # The security parameters must be indexed on every write, whoever writes.
 ensure_registered()
 
+# Records that are only ever added to: an audit event that could be rewritten or deleted would
+# prove nothing.  No caller, the unrestricted one included, updates, patches or deletes them.
+APPEND_ONLY_TYPES = frozenset({"AuditEvent"})
+
+
+def refuse_append_only(res_type: str) -> None:
+    if res_type in APPEND_ONLY_TYPES:
+        raise FHIRError.of(
+            405, "not-supported",
+            f"Un {res_type} ne se modifie ni ne se supprime : le journal ne fait que s'allonger. "
+            f"لا يمكن تعديل {res_type} ولا حذفه: السجل لا يقبل إلا الإضافة.",
+            res_type,
+        )
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -81,7 +95,10 @@ class Context:
             await flush_index(self.conn, self.pending_index)
 
     def require(self, res_type: str, interaction: str) -> None:
-        """403 unless the caller's role and scopes allow ``interaction`` (c r u d s) on the type."""
+        """403 unless the caller's role and scopes allow ``interaction`` (c r u d s) on the type;
+        405 for rewriting an append-only type, whoever asks."""
+        if interaction in ("u", "d"):
+            refuse_append_only(res_type)
         if self.guard is not None:
             self.guard.require(res_type, interaction)
 

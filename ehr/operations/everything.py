@@ -4,6 +4,12 @@ The compartment comes from ``idx_compartment`` (filled at write time from the sp
 CompartmentDefinition), the referenced resources from ``idx_reference`` of the members the caller
 sees (a hidden resource names nobody): one indexed query per page whatever the patient's size,
 keyset-paged on rid.  Audited with the patients of every resource returned.
+
+``start``/``end`` restrict by care date, not record date: a resource of a type with a clinical
+date (its ``date`` search parameter, or the first of ``CARE_DATE_PARAMS`` it has) is kept when
+one of its ``idx_date`` ranges overlaps [start, end]; resources of types without one (Coverage,
+Practitioner, Medication...) are kept, and only what the kept members refer to is pulled in.
+The Patient itself is always there.  ``_since`` (record date), ``_type`` and ``_count`` too.
 """
 from __future__ import annotations
 
@@ -18,20 +24,55 @@ from ehr.parsing import bigint, is_resource_type
 from ehr.rest.http import fhir_response
 from ehr.search.access import AccessFilter
 from ehr.search.criteria import current
+from ehr.search.dates import MAX_US, MIN_US
+from ehr.search.params import parse_date
+from ehr.search.registry import get_registry
 from ehr.security.roles import Role
 from ehr.store import repository
 from ehr.store.clock import parse_instant_bounds
 from ehr.store.db import read_connection
-from ehr.store.schema import idx_compartment, idx_reference, resource
+from ehr.store.schema import idx_compartment, idx_date, idx_reference, resource
+
+# The clinical date of a type, in order of preference, when it has no ``date`` parameter.
+CARE_DATE_PARAMS = (
+    "date", "authoredon", "authored", "onset-date", "recorded-date", "created", "effective", "effective-time",
+    "whenhandedover", "occurrence", "issued", "collected", "period",
+)
 
 
-def _members(patient_id: str, patient_rid: int, access: AccessFilter | None):
+def _care_date_params() -> dict[str, int]:
+    """Resource type -> hash of its clinical date parameter (types without one are absent)."""
+    registry = get_registry()
+    found = registry.cache.get("care-date-params")
+    if found is None:
+        found = {}
+        for res_type in registry.resource_types:
+            params = registry.for_type(res_type)
+            code = next((c for c in CARE_DATE_PARAMS if c in params and params[c].type == "date"), None)
+            if code is not None:
+                found[res_type] = params[code].hash
+        registry.cache["care-date-params"] = found
+    return found
+
+
+def _cared_for(rows, start: int, end: int):
+    """``rows`` (a ``resource`` alias) of an undated type, or with a care date in [start, end]."""
+    dated = _care_date_params()
+    in_range = select(idx_date.c.rid).where(
+        idx_date.c.param.in_(sorted(set(dated.values()))), idx_date.c.high >= start, idx_date.c.low <= end,
+    )
+    return or_(rows.c.res_type.not_in(sorted(dated)), rows.c.rid.in_(in_range))
+
+
+def _members(patient_id: str, patient_rid: int, access: AccessFilter | None, care: tuple[int, int] | None):
     in_compartment = select(idx_compartment.c.rid).where(
         idx_compartment.c.comp_type == "Patient", idx_compartment.c.comp_id == patient_id
     )
     # Only what the caller sees refers: a Practitioner named by a hidden Condition alone stays out.
     source = resource.alias("source")
     visible_sources = select(source.c.rid).where(source.c.rid.in_(in_compartment), *current(source, access))
+    if care is not None:
+        visible_sources = visible_sources.where(_cared_for(source, *care))
     referenced = (
         select(resource.c.rid)
         .select_from(idx_reference.join(resource, and_(
@@ -42,7 +83,20 @@ def _members(patient_id: str, patient_rid: int, access: AccessFilter | None):
             idx_reference.c.target_type != "Patient",  # never pull other patients' records in
         )
     )
-    return or_(resource.c.rid == patient_rid, resource.c.rid.in_(in_compartment), resource.c.rid.in_(referenced))
+    members = or_(resource.c.rid.in_(in_compartment), resource.c.rid.in_(referenced))
+    if care is not None:
+        members = and_(members, _cared_for(resource, *care))
+    return or_(resource.c.rid == patient_rid, members)
+
+
+def _care_period(inv: Invocation) -> tuple[int, int] | None:
+    """[start, end] in epoch µs from ``start``/``end`` (either may be absent), or None."""
+    start, end = inv.first("start"), inv.first("end")
+    if start is None and end is None:
+        return None
+    low = parse_date("start", str(start))[0] if start is not None else MIN_US
+    high = parse_date("end", str(end))[1] if end is not None else MAX_US
+    return low, high
 
 
 @operation("everything", levels={"instance"}, types={"Patient"}, callers={Role.PATIENT, Role.DOCTOR}, definition="http://hl7.org/fhir/OperationDefinition/Patient-everything")
@@ -65,6 +119,7 @@ async def everything(inv: Invocation):
             raise FHIRError.of(400, "invalid", f"Unknown resource type {t!r} in _type", "http._type")
     if types:
         cond.append(resource.c.res_type.in_(types))
+    care = _care_period(inv)
     if inv.access is not None and (clause := inv.access.clause(resource)) is not None:
         cond.append(clause)
     cursor_param = inv.first("_cursor")
@@ -75,7 +130,7 @@ async def everything(inv: Invocation):
         patient = await repository.current(conn, "Patient", inv.res_id, access=inv.access)
         if patient is None or patient.deleted:
             raise not_found("Patient", inv.res_id)
-        cond.append(_members(inv.res_id, patient.rid, inv.access))
+        cond.append(_members(inv.res_id, patient.rid, inv.access, care))
         page = cond + ([resource.c.rid > cursor] if cursor is not None else [])
         rows = (
             await conn.execute(

@@ -7,16 +7,19 @@ import orjson
 from fastapi import APIRouter
 
 from ehr import hooks
+from ehr.interactions.context import APPEND_ONLY_TYPES
 from ehr.operations.registry import registered
 from ehr.rest.http import AppSettings, fhir_response
 from ehr.search.limits import SearchLimits
 from ehr.search.registry import get_registry
+from ehr.security.audit_api import DECLARED_PARAMS as AUDIT_TRAIL_PARAMS
 from ehr.settings import Settings
 from ehr.store.clock import now_us, to_instant
 
 router = APIRouter()
 
 _TYPE_INTERACTIONS = ["read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"]
+_REWRITES = {"update", "patch", "delete"}
 
 # Extra blocks (e.g. rest.security) contributed by other packages at start-up.
 _EXTENSIONS: dict[str, object] = {}
@@ -50,9 +53,25 @@ def _resource_entry(res_type: str, params: dict) -> dict:
             {"name": p.code, "definition": p.url, "type": p.type} for p in sorted(params.values(), key=lambda p: p.code) if p.url
         ],
     }
+    if res_type in APPEND_ONLY_TYPES:  # 405 for every caller (ehr.interactions.context)
+        entry["interaction"] = [i for i in entry["interaction"] if i["code"] not in _REWRITES]
+        entry.update(updateCreate=False, conditionalUpdate=False, conditionalDelete="not-supported")
+    if res_type == "AuditEvent":
+        _audit_trail_entry(entry)
     if ops:
         entry["operation"] = ops
     return entry
+
+
+def _audit_trail_entry(entry: dict) -> None:
+    """``AuditEvent`` searches are answered from the audit log (ehr.security.audit_api): only
+    its indexed columns are searchable, without _include/_revinclude."""
+    entry["searchParam"] = [p for p in entry["searchParam"] if p["name"] in AUDIT_TRAIL_PARAMS]
+    entry["searchInclude"], entry["searchRevInclude"] = [], []
+    entry["documentation"] = (
+        "The server's own audit trail, append-only: searched by _id, patient and date (newest first); "
+        "a patient sees the events about themselves and their dependants."
+    )
 
 
 def limits_documentation(settings: Settings) -> str:

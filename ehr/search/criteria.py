@@ -36,6 +36,7 @@ from ehr.search.params import (
 )
 from ehr.search.registry import COLUMN_PARAMS, Registry, SearchParam
 from ehr.search.terminology import get_terminology
+from ehr.search.values import word_hash
 from ehr.store.clock import now_us
 from ehr.store.schema import INDEX_TABLES, idx_reference, idx_token, resource
 
@@ -233,6 +234,8 @@ async def _value_clause(ctx: Context, params: list[SearchParam], modifier: str |
         conds = [_reference_cond(ctx, params, v, modifier, name) for v in values]
         return _rows_in(res, idx_reference, hashes, lambda a: or_(*(c(a) for c in conds)))
     conds = [value_cond(ctx, ptype, v, modifier, name) for v in values]
+    if ptype == "string" and modifier is None:  # the start of any word: one more (param, norm) range
+        hashes += [word_hash(h) for h in hashes]
     return _rows_in(res, INDEX_TABLES[ptype], hashes, lambda a: or_(*(c(a) for c in conds)))
 
 
@@ -249,13 +252,13 @@ def _missing(params: list[SearchParam], value: str, res, name: str):
 def _column_clause(code: str, modifier: str | None, value: str, res, name: str):
     if modifier == "missing":
         return false() if parse_bool(name, value) else true()
-    if modifier is not None:
+    if modifier is not None and not (code == "_id" and modifier == "not"):  # _id is a token
         raise invalid(name, f"Modifier :{modifier} is not valid on {code}")
     values = [unescape(v) for v in or_values(value) if v != ""]
     if not values:
         raise invalid(name, f"Parameter {name!r} has no value", "value")
     if code == "_id":
-        return res.c.res_id.in_(values)
+        return res.c.res_id.not_in(values) if modifier == "not" else res.c.res_id.in_(values)
     col = res.c.last_updated
     return or_(*(date_cond(col, col, *_date_value(name, v)) for v in values))
 

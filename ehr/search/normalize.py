@@ -11,6 +11,13 @@ searched value go through ``normalize`` so matching is a plain prefix comparison
   Arabic-Indic digits to ASCII digits;
 * ligatures œ/æ spelled out, apostrophes dropped, other punctuation turned into spaces,
   whitespace collapsed.
+
+A plain string search matches the start of any word of a value, not only its start: Moroccan
+names are typed without their article ("haddad" for "El Haddad", "حداد" for "الحداد").  The
+index keeps, beside the folded value, its *word starts* (``word_starts``): the value from each
+later word on, and each word that begins with the Arabic article ال also without it.  Latin
+articles need nothing more: "El-Haddad", "el haddad" and "AL Haddad" fold to two words, and the
+value from the second one on is a word start.
 """
 from __future__ import annotations
 
@@ -57,3 +64,21 @@ def normalize(text: str) -> str:
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     folded = stripped.casefold().translate(_FOLD)
     return _NON_WORD.sub(" ", folded).strip()
+
+
+_ARABIC_ARTICLE = "\u0627\u0644"  # ال, written joined to its noun
+MAX_WORD_STARTS = 16  # words of a value that may start a match (keeps long texts' rows bounded)
+
+
+def word_starts(norm: str) -> list[str]:
+    """The other forms of a folded value that a plain (prefix) search must also find: the value
+    from each later word on, and each word without its Arabic article (when at least two
+    letters remain)."""
+    words = norm.split(" ")
+    out: list[str] = []
+    for i, word in enumerate(words[:MAX_WORD_STARTS]):
+        if i:
+            out.append(" ".join(words[i:]))
+        if word.startswith(_ARABIC_ARTICLE) and len(word) >= len(_ARABIC_ARTICLE) + 2:
+            out.append(" ".join([word[len(_ARABIC_ARTICLE):], *words[i + 1:]]))
+    return out

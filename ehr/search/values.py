@@ -5,7 +5,9 @@ sets so a value reached twice (``name`` and ``name.given``...) is indexed once. 
 FHIR data type contributes follows the spec's search page:
 
 * string: the text; HumanName and Address also each part, plus the whole name in both
-  "given family" and "family given" order (typing either finds it);
+  "given family" and "family given" order (typing either finds it); each row's word starts
+  (``normalize.word_starts``) go under ``word_hash(param)`` with an empty ``exact``, so only
+  the plain search reads them (``:exact``, ``:contains``, ``:missing`` and ``_sort`` do not);
 * token: Coding/CodeableConcept (system, code, folded display/text), Identifier and
   ContactPoint (system, value), code/boolean/string/id (no system).  Identifier types are
   also written as ``type-code|value`` under ``<code>:of-type`` for ``:of-type``;
@@ -19,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from ehr.search.dates import MAX_US, MIN_US, date_range
-from ehr.search.normalize import normalize
+from ehr.search.normalize import normalize, word_starts
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "string": ("param", "grp", "norm", "exact"),
@@ -94,12 +96,27 @@ def _add_strs(out: list[str], v: Any) -> None:
         out.extend(x for x in v if type(x) is str)
 
 
+_WORD_SALT = 0x2A5E_D0C5_77A1_3B49  # 63 bits: a word hash stays a non-negative param id
+
+
+def word_hash(h: int) -> int:
+    """The ``param`` of a string parameter's word-start rows (derived from its own, so the
+    rows can be rebuilt from ``idx_string`` alone: migration 0021)."""
+    return h ^ _WORD_SALT
+
+
+def word_rows(h: int, grp: int, norm: str) -> list[tuple]:
+    return [(word_hash(h), grp, start, "") for start in word_starts(norm)]
+
+
 def emit_string(value: Any, h: int, grp: int, rows: Rows) -> None:
     target = rows["string"]
     for text in _strings(unwrap(value)):
-        norm = normalize(text)
+        norm = _s(normalize(text))
         if norm:
-            target[(h, grp, _s(norm), _s(text))] = None
+            target[(h, grp, norm, _s(text))] = None
+            for row in word_rows(h, grp, norm):
+                target[row] = None
 
 
 # -- token -----------------------------------------------------------------------------------

@@ -23,7 +23,10 @@ from ehr.parsing import bigint
 from ehr.search.params import parse_date, prefixed
 from ehr.security.tables import audit_log
 
-SEARCH_PARAMS = {"patient", "date", "_count", "_cursor", "_format", "_pretty", "_total"}
+# What the trail can be searched by without reading the events' JSON: the indexed columns
+# (``patient_ref``, ``recorded``, ``seq``).  The CapabilityStatement declares exactly these.
+DECLARED_PARAMS = ("_id", "date", "patient")
+SEARCH_PARAMS = {*DECLARED_PARAMS, "_count", "_cursor", "_format", "_pretty", "_total"}
 
 
 def _patient_id(value: str) -> str:
@@ -74,7 +77,12 @@ async def search_events(
 ) -> TrailPage:
     for name, _ in params:
         if name not in SEARCH_PARAMS:
-            raise FHIRError.of(400, "not-supported", f"The audit trail is searched by patient and date, not {name}", f"http.{name}")
+            raise FHIRError.of(
+                400, "not-supported",
+                f"Le journal d'audit se recherche par _id, patient et date, pas par {name}. "
+                f"يُبحث في سجل التدقيق حسب _id والمريض والتاريخ، لا حسب {name}.",
+                f"http.{name}",
+            )
     wanted: set[str] | None = None
     cond: list[ColumnElement[bool]] = []
     count = default_count
@@ -85,6 +93,9 @@ async def search_events(
             wanted = ids if wanted is None else wanted & ids
         elif name == "date":
             cond.append(_date_clause(value))
+        elif name == "_id":  # an id that is not a sequence number names no event of the trail
+            seqs = [n for n in (bigint(v.strip()) for v in value.split(",")) if n is not None]
+            cond.append(audit_log.c.seq.in_(seqs))
         elif name == "_count":
             asked = bigint(value)
             if asked is None:

@@ -50,7 +50,19 @@ def _prefixed(element: dict, prefix: str) -> tuple[str, object] | None:
     return None
 
 
-def compact_element(el: dict) -> dict:
+def _element_id_type(el: dict, in_resource: bool, code: str) -> str:
+    """R4B types ``Element.id`` (and so every data type's ``.id``) as ``id``, but the spec's
+    element ids are strings: "n:1", a slice name, any length.  Only a resource's own ``id``
+    (``Patient.id``) is the 64-character ``id``."""
+    path = el.get("path", el["id"])
+    if code == "id" and path.endswith(".id") and (not in_resource or path.count(".") > 1):
+        return "string"
+    return code
+
+
+def compact_element(el: dict, in_resource: bool = False) -> dict:
+    """``in_resource``: the element belongs to a resource's structure (where ``<Type>.id`` is
+    the resource id)."""
     out: dict = {"id": el["id"]}
     if "sliceName" in el:
         out["sn"] = el["sliceName"]
@@ -64,7 +76,7 @@ def compact_element(el: dict) -> dict:
     if "type" in el:
         types = []
         for t in el["type"]:
-            ct: dict = {"c": _type_code(t)}
+            ct: dict = {"c": _element_id_type(el, in_resource, _type_code(t))}
             if t.get("profile"):
                 ct["p"] = list(t["profile"])
             if t.get("targetProfile"):
@@ -137,7 +149,8 @@ def compact_structure(sd: dict, part: str) -> dict:
         if rx:
             out["regex"] = rx
     out["part"] = part
-    out["elements"] = [compact_element(el) for el in element_ids(sd[part]["element"])]
+    in_resource = sd.get("kind") == "resource"
+    out["elements"] = [compact_element(el, in_resource) for el in element_ids(sd[part]["element"])]
     return out
 
 

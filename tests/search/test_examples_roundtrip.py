@@ -17,7 +17,7 @@ from ehr.search.dates import MAX_US, MIN_US
 from ehr.search.engine import find_matches
 from ehr.search.indexer import extract, index_resources
 from ehr.search.registry import get_registry
-from ehr.search.values import BIG
+from ehr.search.values import BIG, word_hash
 from ehr.store.clock import to_instant
 from ehr.store.schema import resource
 from tests.search.helpers import official_examples
@@ -34,10 +34,12 @@ def _hash_names(res_type: str) -> dict[int, tuple[str, str, int | None]]:
     names = {}
     for p in get_registry().for_type(res_type).values():
         names[p.hash] = (p.code, "", None)
+        names[word_hash(p.hash)] = (p.code, ":word", None)
         names[p.sub_hash(":identifier")] = (p.code, ":identifier", None)
         names[p.sub_hash(":of-type")] = (p.code, ":of-type", None)
         for i in range(len(p.components)):
             names[p.sub_hash(f"${i}")] = (p.code, "$", i)
+            names[word_hash(p.sub_hash(f"${i}"))] = (p.code, "$word", i)  # never searched
     return names
 
 
@@ -119,6 +121,11 @@ def checks_for(res: dict) -> list[tuple[str, list[tuple[str, str]]]]:
                 value = component_value(table, row)
                 if value is not None:
                     groups[(code, row["grp"])][comp].append(value)
+                continue
+            if family == "$word":
+                continue
+            if family == ":word":  # a plain search from that word on finds the resource
+                plain[code].append([("", esc(row["norm"]))])
                 continue
             if family == ":of-type":
                 system = row["system"] or ""
