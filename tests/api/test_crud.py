@@ -191,3 +191,28 @@ async def test_metadata_lists_types_interactions_and_operations(client):
     assert {"name", "identifier", "birthdate"} <= {p["name"] for p in patient_cs["searchParam"]}
     assert "everything" in {o["name"] for o in patient_cs["operation"]}
     assert {"transaction", "batch"} <= {i["code"] for i in cs["rest"][0]["interaction"]}
+
+
+async def test_audit_events_are_append_only_even_for_the_unrestricted_caller(client):
+    """An imported AuditEvent is created and read like any resource, then never rewritten: 405,
+    and it stays (the in-process caller here has every right there is)."""
+    event = {"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2025-01-01T00:00:00Z",
+             "agent": [{"requestor": True}], "source": {"observer": {"display": "HIS d'Agadir"}}}
+    created = await client.post("/AuditEvent", json=event)
+    assert created.status_code == 201
+    eid = created.json()["id"]
+    refused = [
+        await client.put(f"/AuditEvent/{eid}", json={**event, "id": eid}),
+        await client.patch(f"/AuditEvent/{eid}", content=b'[{"op": "replace", "path": "/recorded", "value": "2025-01-02T00:00:00Z"}]',
+                           headers={"Content-Type": "application/json-patch+json"}),
+        await client.delete(f"/AuditEvent/{eid}"),
+        await client.delete("/AuditEvent/123"),  # the server's own trail, whether the event exists or not
+        await client.post("/", json={"resourceType": "Bundle", "type": "transaction",
+                                     "entry": [{"request": {"method": "DELETE", "url": f"AuditEvent/{eid}"}}]}),
+    ]
+    for r in refused:
+        assert r.status_code == 405, r.text
+        assert issues(r)[0]["code"] == "not-supported"
+    kept = await client.get(f"/AuditEvent/{eid}")
+    assert kept.status_code == 200 and kept.json()["recorded"] == "2025-01-01T00:00:00Z"
+    assert (await client.get(f"/AuditEvent/{eid}/_history")).json()["total"] == 1

@@ -134,11 +134,39 @@ async def test_trail_search_by_date_and_paging(world):
 async def test_trail_cannot_be_written(world):
     event = {"resourceType": "AuditEvent", "type": {"code": "rest"}, "recorded": "2025-01-01T00:00:00Z",
              "agent": [{"requestor": True}], "source": {"observer": {"display": "x"}}}
+    async with world.client("D1") as d1:
+        await d1.get("/Patient/pa")
+    seq = (await trail(world))[0]["id"]
     for user in ("pa", "D1", "AD", "AG"):
         async with world.client(user) as c:
             assert (await c.post("/AuditEvent", json=event)).status_code == 403
-            assert (await c.put("/AuditEvent/1", json={**event, "id": "1"})).status_code == 403
-            assert (await c.delete("/AuditEvent/1")).status_code == 403
+            for r in (await c.put(f"/AuditEvent/{seq}", json={**event, "id": seq}), await c.delete(f"/AuditEvent/{seq}"),
+                      await c.patch(f"/AuditEvent/{seq}", content=b"[]", headers={"Content-Type": "application/json-patch+json"}),
+                      await c.delete("/AuditEvent", params={"patient": "pa"})):
+                assert r.status_code == 405, (user, r.request.method, r.text)
+                assert r.json()["issue"][0]["code"] == "not-supported"
+    assert (await trail(world))[-1]["id"] == seq  # still there
+
+
+async def test_trail_search_answers_every_parameter_it_declares(world):
+    async with world.client("D1") as d1:
+        await d1.get("/Patient/pa")
+        metadata = (await d1.get("/metadata")).json()
+    entry = next(r for r in metadata["rest"][0]["resource"] if r["type"] == "AuditEvent")
+    assert sorted(p["name"] for p in entry["searchParam"]) == ["_id", "date", "patient"]
+    assert {i["code"] for i in entry["interaction"]} & {"update", "patch", "delete"} == set()
+    assert entry["searchInclude"] == [] and entry["conditionalDelete"] == "not-supported"
+    mine = await trail(world)
+    seq, recorded = mine[0]["id"], mine[0]["recorded"]
+    assert [e["id"] for e in await trail(world, _id=seq)] == [seq]
+    assert await trail(world, _id="999999999") == []
+    assert seq in [e["id"] for e in await trail(world, date=recorded[:10])]
+    assert seq not in [e["id"] for e in await trail(world, date=f"gt{recorded}")]
+    assert {e["entity"][0]["what"]["reference"] for e in await trail(world, patient="Patient/pa")} == {"Patient/pa"}
+    async with world.client("pa") as amina:
+        for undeclared in ("agent", "entity", "type", "subtype", "action", "outcome", "source", "site"):
+            r = await amina.get("/AuditEvent", params={undeclared: "x"})
+            assert r.status_code == 400 and r.json()["issue"][0]["expression"] == [f"http.{undeclared}"]
 
 
 async def test_the_log_refuses_updates_and_deletes_and_the_chain_verifies(world):
