@@ -22,6 +22,41 @@ async def test_everything_returns_compartment_and_referenced_resources(client):
     assert (await client.get(f"/Patient/{pid}/$everything?_type=Unicorn")).status_code == 400
 
 
+async def test_everything_restricts_care_by_its_date_and_always_returns_the_patient(client):
+    """``start``/``end`` select by care date (an Observation's effective, an Encounter's period),
+    not by when it was recorded; undated types stay; ``_since``, ``_type``, ``_count`` combine."""
+    pid = (await client.post("/Patient", json=patient())).json()["id"]
+    ref = f"Patient/{pid}"
+    old = {**observation(ref, "8867-4"), "effectiveDateTime": "2019-03-01T10:00:00Z"}
+    new = {**observation(ref, "8310-5"), "effectiveDateTime": "2025-05-01T10:00:00Z"}
+    ids = {}
+    for name, res in (("old", old), ("new", new)):
+        ids[name] = (await client.post("/Observation", json=res)).json()["id"]
+    enc = {"resourceType": "Encounter", "status": "finished", "class": {"code": "AMB"}, "subject": {"reference": ref},
+           "period": {"start": "2024-12-30T09:00:00Z", "end": "2025-01-02T09:00:00Z"}}
+    ids["enc"] = (await client.post("/Encounter", json=enc)).json()["id"]
+    cov = {"resourceType": "Coverage", "status": "active", "beneficiary": {"reference": ref},
+           "payor": [{"display": "CNSS"}]}
+    ids["cov"] = (await client.post("/Coverage", json=cov)).json()["id"]
+
+    async def got(query: str) -> set[str]:
+        r = await client.get(f"/Patient/{pid}/$everything?{query}")
+        assert r.status_code == 200, r.text
+        return {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in r.json().get("entry", [])}
+
+    everything = {ref, f"Observation/{ids['old']}", f"Observation/{ids['new']}", f"Encounter/{ids['enc']}", f"Coverage/{ids['cov']}"}
+    assert await got("") == everything
+    assert await got("start=2025-01-01") == everything - {f"Observation/{ids['old']}"}  # the Encounter overlaps
+    assert await got("end=2020") == {ref, f"Observation/{ids['old']}", f"Coverage/{ids['cov']}"}
+    assert await got("start=2021&end=2024-06") == {ref, f"Coverage/{ids['cov']}"}
+    assert await got("start=2025-01-01&_type=Observation") == {f"Observation/{ids['new']}"}
+    assert await got("start=2020&_since=2000-01-01T00:00:00Z") == everything - {f"Observation/{ids['old']}"}
+    assert await got("_since=2999-01-01T00:00:00Z") == set()
+    assert len(await got("start=2019&_count=2")) == 2
+    bad = await client.get(f"/Patient/{pid}/$everything?start=yesterday")
+    assert bad.status_code == 400 and issues(bad)[0]["expression"] == ["http.start"]
+
+
 def errors(resp):
     return [i for i in issues(resp) if i["severity"] == "error"]
 
