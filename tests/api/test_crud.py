@@ -216,3 +216,16 @@ async def test_audit_events_are_append_only_even_for_the_unrestricted_caller(cli
     kept = await client.get(f"/AuditEvent/{eid}")
     assert kept.status_code == 200 and kept.json()["recorded"] == "2025-01-01T00:00:00Z"
     assert (await client.get(f"/AuditEvent/{eid}/_history")).json()["total"] == 1
+
+
+async def test_element_ids_like_slice_names_are_stored_and_validated(client):
+    """``Element.id`` is a string: "n:1" or a slice name is accepted on create and by $validate."""
+    named = patient(name=[{"id": "n:1", "family": "El Idrissi", "given": ["Amina"]},
+                          {"id": "Patient.name:arabe", "family": "الإدريسي"}])
+    checked = (await client.post("/Patient/$validate", json=named)).json()
+    assert [i for i in checked["issue"] if i["severity"] in ("error", "fatal")] == []
+    created = await client.post("/Patient", json=named)
+    assert created.status_code == 201, created.text
+    assert [n["id"] for n in created.json()["name"]] == ["n:1", "Patient.name:arabe"]
+    refused = await client.post("/Patient", json={**named, "id": "n:1"})  # a resource id is an id
+    assert refused.status_code == 422 and expressions(refused) == ["Patient.id"]

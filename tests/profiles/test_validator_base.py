@@ -168,6 +168,22 @@ def test_valid_primitive_edge_values(v):
     assert errors(v.validate(obs)) == [("value", "Observation.issued")]
 
 
+@pytest.mark.parametrize("element_id", ["n:1", "Patient.name:officiel", "nom 1 (copie)", "x" * 100])
+def test_element_ids_are_strings_only_the_resource_id_is_an_id(v, element_id):
+    """Element ids are strings ("n:1", slice names...); the 64-character id pattern is the
+    resource's own ``id`` alone."""
+    absent = {"id": element_id, "extension": [{"id": element_id, "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                                                "valueCode": "unknown"}]}
+    named = patient(name=[{"id": element_id, "family": "El Idrissi", "period": {"id": element_id, "start": "2020"}}],
+                    birthDate=None, _birthDate=absent)
+    assert errors(v.validate(named)) == []
+    assert errors(v.validate(patient(id=element_id))) == [("value", "Patient.id")]
+
+
+def test_an_empty_element_id_is_refused(v):
+    assert errors(v.validate(patient(name=[{"id": "", "family": "X"}]))) == [("value", "Patient.name[0].id")]
+
+
 def test_non_breaking_space_is_a_valid_string_character(v):
     assert errors(v.validate(patient(name=[{"text": "Amina\u00a0El Idrissi"}]))) == []
 
