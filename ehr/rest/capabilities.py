@@ -11,7 +11,7 @@ from ehr.interactions.context import APPEND_ONLY_TYPES
 from ehr.operations.registry import registered
 from ehr.rest.http import AppSettings, fhir_response
 from ehr.search.limits import SearchLimits
-from ehr.search.registry import get_registry
+from ehr.search.registry import SearchParam, get_registry
 from ehr.security.audit_api import DECLARED_PARAMS as AUDIT_TRAIL_PARAMS
 from ehr.settings import Settings
 from ehr.store.clock import now_us, to_instant
@@ -28,6 +28,20 @@ _EXTENSIONS: dict[str, object] = {}
 def contribute(key: str, value: object) -> None:
     _EXTENSIONS[key] = value
     capability_statement.cache_clear()
+
+
+STRING_MATCHING = (
+    "Matches the start of any word of the value, ignoring case, accents, Arabic harakat and letter variants, "
+    "and the Arabic article (name=haddad finds \"El Haddad\", name=حداد finds \"الحداد\"); "
+    ":exact is the whole value as written, :contains any part of it."
+)
+
+
+def _search_param(p: SearchParam) -> dict:
+    declared = {"name": p.code, "definition": p.url, "type": p.type}
+    if p.type == "string":
+        declared["documentation"] = STRING_MATCHING
+    return declared
 
 
 def _resource_entry(res_type: str, params: dict) -> dict:
@@ -49,9 +63,7 @@ def _resource_entry(res_type: str, params: dict) -> dict:
         "referencePolicy": ["literal", "logical"],
         "searchInclude": ["*"] + sorted(f"{res_type}:{p.code}" for p in params.values() if p.type == "reference"),
         "searchRevInclude": ["*"],
-        "searchParam": [
-            {"name": p.code, "definition": p.url, "type": p.type} for p in sorted(params.values(), key=lambda p: p.code) if p.url
-        ],
+        "searchParam": [_search_param(p) for p in sorted(params.values(), key=lambda p: p.code) if p.url],
     }
     if res_type in APPEND_ONLY_TYPES:  # 405 for every caller (ehr.interactions.context)
         entry["interaction"] = [i for i in entry["interaction"] if i["code"] not in _REWRITES]

@@ -189,6 +189,8 @@ async def test_metadata_lists_types_interactions_and_operations(client):
     patient_cs = by_type["Patient"]
     assert {"read", "vread", "update", "patch", "delete", "create", "search-type"} <= {i["code"] for i in patient_cs["interaction"]}
     assert {"name", "identifier", "birthdate"} <= {p["name"] for p in patient_cs["searchParam"]}
+    name = next(p for p in patient_cs["searchParam"] if p["name"] == "name")
+    assert "start of any word" in name["documentation"] and "الحداد" in name["documentation"]
     assert "everything" in {o["name"] for o in patient_cs["operation"]}
     assert {"transaction", "batch"} <= {i["code"] for i in cs["rest"][0]["interaction"]}
 

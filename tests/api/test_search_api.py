@@ -58,3 +58,21 @@ async def test_include_and_revinclude(client):
     assert inc["total"] == 2
     rev = (await client.get(f"/Patient?_id={pid}&_revinclude=Observation:subject")).json()
     assert sorted(e["resource"]["resourceType"] for e in rev["entry"]) == ["Observation", "Observation", "Patient"]
+
+
+async def test_names_are_found_as_people_type_them(client):
+    """A clerk typed "El Haddad" and "الحداد"; the doctor types "haddad" or "حداد"."""
+    ids = {}
+    for family, cin in (("El Haddad", "BK1"), ("الحداد", "BK2"), ("Benhaddad", "BK3")):
+        ids[family] = (await client.post("/Patient", json=patient(family=family, cin=cin))).json()["id"]
+
+    async def found(query: str) -> set[str]:
+        r = await client.get(f"/Patient?{query}")
+        assert r.status_code == 200, r.text
+        return {e["resource"]["id"] for e in r.json().get("entry", [])}
+
+    assert await found("name=haddad") == {ids["El Haddad"]}
+    assert await found("family=حداد") == {ids["الحداد"]}
+    assert await found("name:exact=Haddad") == set()
+    assert await found("name:contains=haddad") == {ids["El Haddad"], ids["Benhaddad"]}
+    assert await found("name=el-haddad amina") == {ids["El Haddad"]}  # "family given", as typed
