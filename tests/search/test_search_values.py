@@ -201,6 +201,9 @@ async def test_last_updated_and_id_use_resource_columns(db):
     assert await found(db, "Patient", "_lastUpdated=2020-09") == {"Patient/old"}
     assert await found(db, "Patient", "_id=old,nope") == {"Patient/old"}
     assert await found(db, "Patient", "_id=new&_lastUpdated=lt2021") == set()
+    assert await found(db, "Patient", "_id:not=old,nope") == {"Patient/new"}  # _id is a token
+    with pytest.raises(FHIRError):
+        await found(db, "Patient", "_id:exact=old")
 
 
 # -- number / quantity ----------------------------------------------------------------------
