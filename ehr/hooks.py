@@ -3,10 +3,13 @@
 ``submission_handlers``: a resource type whose ``create`` is a business submission (a care
 sheet ``Claim`` answers with a ``ClaimResponse``, not with itself) registers the coroutine that
 handles it; the REST create endpoint and transaction entries call it instead of the plain
-create.  ``write_validators``: checks run on every write of a type (profile validation), before
-anything is stored, inside the same transaction; ``write_preparers`` run just before them and
-may complete the resource with what the server assigns (a prescription number), knowing the
-version it replaces.  ``routers``: endpoints a package serves ahead
+create.  ``base_checks``: the check of every resource written against the FHIR base definition
+(cardinality, JSON types, primitive formats, required bindings, invariants, the narrative's XHTML
+subset): the in-house validator's walk, registered by ``profiles``, run once per write before
+anything else sees the resource's content.  ``write_validators``: checks run on every write of
+a type (the deltas of claimed profiles), before anything is stored, inside the same transaction;
+``write_preparers`` run just before them and may complete the resource with what the server
+assigns (a prescription number), knowing the version it replaces.  ``routers``: endpoints a package serves ahead
 of the generic ``/fhir/{type}`` ones, negotiating their own media types (raw ``Binary`` bodies).
 ``write_observers``: run after every create, update, patch or delete (batched: a Bundle's plain
 entries come together), inside the same transaction, with the versions written: what a package
@@ -24,7 +27,7 @@ from typing import Awaitable, Callable
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ehr.interactions.context import Context, Result
-from ehr.outcome import FHIRError
+from ehr.outcome import FHIRError, Issue
 from ehr.store.repository import Stored
 
 # (context, resource, id): the id is the one the server already assigned (a transaction's
@@ -32,6 +35,8 @@ from ehr.store.repository import Stored
 SubmissionHandler = Callable[[Context, dict, str | None], Awaitable[Result]]
 # Many submissions at once, one answer each (a Result or the FHIRError refusing that one).
 BulkSubmissionHandler = Callable[[Context, list[tuple[dict, str | None]]], Awaitable[list[Result | FHIRError]]]
+# (resource) -> its problems against the base definition, in the caller's language.
+BaseCheck = Callable[[dict], list[Issue]]
 WriteValidator = Callable[[Context, dict], Awaitable[None]]
 # (context, resource about to be stored, the current version it replaces or None on create).
 WritePreparer = Callable[[Context, dict, Stored | None], Awaitable[None]]
@@ -41,6 +46,7 @@ WriteObserver = Callable[[Context, list[tuple[Stored, dict | None]]], Awaitable[
 
 submission_handlers: dict[str, SubmissionHandler] = {}
 bulk_submission_handlers: dict[str, BulkSubmissionHandler] = {}
+base_checks: list[BaseCheck] = []
 write_validators: list[WriteValidator] = []
 write_preparers: list[WritePreparer] = []
 write_observers: list[WriteObserver] = []
@@ -100,6 +106,23 @@ def bulk_submission(res_type: str) -> Callable[[BulkSubmissionHandler], BulkSubm
     return register
 
 
+def base_check(fn: BaseCheck) -> BaseCheck:
+    base_checks.append(fn)
+    return fn
+
+
+def conform(ctx: Context, res: dict) -> None:
+    """422 with every error unless ``res`` conforms to the base definition of its type; walked
+    once per context (a submission handler's resource, walked before the handler read it, is
+    not walked again when the handler stores it)."""
+    if ctx.conformant.get(id(res)) is res:
+        return
+    errors = [i for check in base_checks for i in check(res) if i.severity in ("error", "fatal")]
+    if errors:
+        raise FHIRError(422, errors)
+    ctx.conformant[id(res)] = res
+
+
 def validator(fn: WriteValidator) -> WriteValidator:
     write_validators.append(fn)
     return fn
@@ -124,6 +147,7 @@ async def validate_write(ctx: Context, res: dict, res_id: str, prior: Stored | N
     # Hooks see the resource under the id it is stored with: a check may name a resource written
     # earlier in the same transaction Bundle, before any of it is stored.
     res["id"] = res_id
+    conform(ctx, res)
     for prepare in write_preparers:
         await prepare(ctx, res, prior)
     for check in write_validators:

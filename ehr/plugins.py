@@ -28,9 +28,10 @@ def load_plugins() -> None:
     from profiles.terminology.search_hook import SearchTerminology
 
     set_terminology(SearchTerminology(get_terminology))  # loaded on first use: a worker starts fast
-    from ehr.hooks import validator
-    from profiles.hooks import check_moroccan_write
+    from ehr.hooks import base_check, validator
+    from profiles.hooks import check_base_definition, check_moroccan_write
 
+    base_check(check_base_definition)
     validator(check_moroccan_write)
     import ehr.security.prescribing  # noqa: F401  (server-assigned prescription numbers)
     import claims.register  # noqa: F401  (care-sheet submission, eligibility, review, $sla…)

@@ -1,5 +1,7 @@
-"""What the Moroccan layer checks on every write, inside the write's transaction.
+"""What the profiles layer checks on every write, inside the write's transaction.
 
+- Every resource conforms to the base definition of its type (``check_base_definition``, run
+  once per write by ``ehr.hooks.conform`` before anything reads the resource's content).
 - A resource that claims a Sijill profile in ``meta.profile`` is validated against it; any error
   refuses the write (422, one issue per problem, in the request's language).
 - A Sijill StructureDefinition, CodeSystem, ValueSet or ConceptMap must load: a bad one is refused
@@ -16,6 +18,14 @@ TERMINOLOGY_TYPES = {"CodeSystem", "ValueSet", "ConceptMap"}
 
 def _errors(issues: list) -> list:
     return [i for i in issues if i.severity in ("error", "fatal")]
+
+
+def check_base_definition(res: dict) -> list:
+    """The in-house validator's walk of the base definition alone (the claimed profiles' deltas
+    come after the write preparers, in ``check_moroccan_write``)."""
+    from profiles.validator import get_validator
+
+    return get_validator().validate(res, [], lang=current_language())
 
 
 async def check_moroccan_write(_ctx, res: dict) -> None:
@@ -37,4 +47,4 @@ async def check_moroccan_write(_ctx, res: dict) -> None:
     if claimed:
         from profiles.validator import get_validator
 
-        get_validator().check(res, lang=current_language())
+        get_validator().check(res, lang=current_language(), base=False)  # the base was walked already

@@ -86,6 +86,9 @@ class Context:
     # (the prescription number its lines of one patient share).
     shared: dict = field(default_factory=dict)
     entry: str | None = None  # the transaction entry being run ("Bundle.entry[2]"): where refusals point
+    # Resources found conforming to the base definition, by id() (``ehr.hooks.conform``); the
+    # value keeps each alive, so an id is not reused by another resource meanwhile.
+    conformant: dict[int, dict] = field(default_factory=dict)
 
     async def flush(self) -> None:
         """Make everything written so far searchable (before a search inside a Bundle)."""

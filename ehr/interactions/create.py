@@ -28,11 +28,12 @@ async def submit_or_create(ctx: Context, res_type: str, res: dict, *, if_none_ex
 
     ``res_id`` (an id the server assigned earlier) goes to the handler too: a transaction's other
     entries were rewritten to reference the resource under that id."""
-    from ehr.hooks import submission_handlers
+    from ehr.hooks import conform, submission_handlers
 
     handler = submission_handlers.get(res_type)
     if handler is not None:
         ctx.require(res_type, "c")
         ctx.check_write(res_type, res_id, res)
+        conform(ctx, res)  # the handler reads the resource's content: it must be well formed
         return await handler(ctx, res, res_id)
     return await create(ctx, res_type, res, if_none_exist=if_none_exist, res_id=res_id)

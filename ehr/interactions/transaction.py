@@ -340,7 +340,7 @@ async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Opt
     whole (a concurrent write or deadlock, a write rule), nothing of it stays and the entries run one
     by one (each retried if it loses a deadlock).
     Returns the entries answered here (by ``id``)."""
-    from ehr.hooks import bulk_submission_handlers
+    from ehr.hooks import bulk_submission_handlers, conform
 
     groups: dict[str, list[Entry]] = {}
     for e in entries:
@@ -360,6 +360,7 @@ async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Opt
                     try:
                         ctx.require(res_type, "c")
                         ctx.check_write(res_type, None, e.resource)
+                        conform(ctx, e.resource)
                         allowed.append(e)
                     except FHIRError as err:
                         e.error = err

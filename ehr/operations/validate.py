@@ -1,8 +1,9 @@
 """$validate: check a resource against the base spec and its profiles without storing anything.
 
-The base structure is checked with the R4B models (as every write is); cardinality, bindings,
-invariants and profiles (``profile`` parameter, or the resource's ``meta.profile``) by the
-profile validator.  Messages follow Accept-Language (French, Arabic, English).
+The same walk as every write: the base definition (structure, cardinality, types, formats,
+bindings, invariants, narrative), then the profiles (``profile`` parameter, or the resource's
+``meta.profile``), by the in-house validator.  Messages follow Accept-Language (French, Arabic,
+English).
 """
 from __future__ import annotations
 
@@ -19,15 +20,12 @@ def validation_issues(res: object, res_type: str | None, res_id: str | None, pro
     except FHIRError as err:
         if err.status == 400:  # not a resource of this type at all: nothing more to say
             return err.issues
-        structural = err.issues
+        contained = err.issues
     else:
-        structural = []
+        contained = []
     from profiles.validator import get_validator
 
-    issues = get_validator().validate(res, [profile] if profile else None, lang=current_language())
-    seen = {(i.expression, i.severity) for i in issues}
-    # The two checkers agree on most structural errors; keep each problem once.
-    return issues + [i for i in structural if (i.expression, i.severity) not in seen]
+    return contained + get_validator().validate(res, [profile] if profile else None, lang=current_language())
 
 
 @operation("validate", levels={"type", "instance"}, callers=EVERY_ROLE, definition="http://hl7.org/fhir/OperationDefinition/Resource-validate")

@@ -103,10 +103,13 @@ class Validator:
         return dict(self.compiler.skipped)
 
     # -- validation -----------------------------------------------------------------------------
-    def validate(self, resource: dict, profiles: list[str] | None = None, *, lang: str = "fr") -> list[Issue]:
+    def validate(
+        self, resource: dict, profiles: list[str] | None = None, *, lang: str = "fr", base: bool = True
+    ) -> list[Issue]:
         """Validate against the base definition of ``resourceType`` and then ``profiles`` --
         by default every profile of ``meta.profile`` that is loaded (unknown ones: a warning;
-        unknown explicitly requested ones: an error)."""
+        unknown explicitly requested ones: an error).  ``base=False``: only what the profiles
+        add, for a resource already walked against the base definition (writes)."""
         lang = (lang or "fr").lower()[:2]
         run = Run(lang if lang in LANGS else "en")
         walker = self.walker
@@ -115,7 +118,8 @@ class Validator:
             return run.issues
         rtype = resource.get("resourceType")
         path = rtype if isinstance(rtype, str) else "Resource"
-        walker.resource(run, resource, path, contained=False, top=True)
+        if base:
+            walker.resource(run, resource, path, contained=False, top=True)
         if isinstance(rtype, str) and rtype in self.registry.resource_types:
             explicit = profiles is not None
             if profiles is None:
@@ -126,10 +130,12 @@ class Validator:
                 walker.declared_profile(run, url, resource, rtype, path, explicit=explicit)
         return _unique(run.issues)
 
-    def check(self, resource: dict, profiles: list[str] | None = None, *, lang: str = "fr") -> list[Issue]:
+    def check(
+        self, resource: dict, profiles: list[str] | None = None, *, lang: str = "fr", base: bool = True
+    ) -> list[Issue]:
         """``validate`` for the write paths: raise ``FHIRError`` 422 carrying every issue when
         any is an error, else return the warnings (to add to the response's outcome)."""
-        issues = self.validate(resource, profiles, lang=lang)
+        issues = self.validate(resource, profiles, lang=lang, base=base)
         if any(i.severity in ("error", "fatal") for i in issues):
             raise FHIRError(422, issues)
         return issues

@@ -3,7 +3,8 @@
 fhirpathpy does not implement this FHIR-specific function; it is registered as a user
 function and also backs the native txt-1/txt-2 checks.  Rules (R4B narrative.html): the
 root is an XHTML ``div``; only the basic formatting elements are allowed -- no head/body,
-scripts, forms, frames, objects, styles or links -- and no event attributes (``on*``); and
+scripts, forms, frames, objects, styles or links -- no event attributes (``on*``), no
+``javascript:`` URL in a link or an image (stored XSS for any viewer that renders it); and
 the narrative has some non-whitespace content (text or an image).
 """
 from __future__ import annotations
@@ -38,12 +39,12 @@ def html_checks(div: str) -> bool:
         ns, _, local = el.tag[1:].partition("}") if el.tag.startswith("{") else ("", "", el.tag)
         if ns != XHTML_NS or local not in ALLOWED:
             return False
-        for attr in el.attrib:
+        for attr, value in el.attrib.items():
             name = attr.rsplit("}", 1)[-1].lower()
             if name.startswith("on"):
                 return False
-        if local == "a" and el.get("href", "").strip().lower().startswith("javascript:"):
-            return False
+            if name in ("href", "src") and "".join(value.split()).lower().startswith("javascript:"):
+                return False
         if local == "img":
             has_content = True
         if (el.text and el.text.strip()) or (el is not root and el.tail and el.tail.strip()):

@@ -1,8 +1,11 @@
-"""Every official R4B example can be stored and read back unchanged apart from meta."""
+"""Every official R4B example can be stored and read back unchanged apart from meta -- except the
+four HL7 ships in violation of the specification, refused at the elements that break it: a write
+is checked like ``$validate`` checks."""
 import gzip
 import json
 from pathlib import Path
 
+from tests.profiles.test_validator_examples import KNOWN_VIOLATIONS
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "data" / "examples.ndjson.gz"
@@ -26,7 +29,7 @@ def _without_server_meta(res: dict) -> dict:
 async def test_every_official_example_round_trips(client):
     examples = _examples()
     assert len(examples) == 742
-    failures = []
+    failures, refused = [], {}
     for ex in examples:
         url = f"/{ex['resourceType']}/{ex['id']}"
         if ex["resourceType"] == "AuditEvent":  # append-only: no PUT, so no id of the client's choosing
@@ -35,6 +38,9 @@ async def test_every_official_example_round_trips(client):
             ex["id"] = url.rsplit("/", 1)[-1]
         else:
             put = await client.put(url, json=ex)
+        if put.status_code == 422 and (ex["resourceType"], ex["id"]) in KNOWN_VIOLATIONS:
+            refused[(ex["resourceType"], ex["id"])] = [(i["code"], i["expression"][0]) for i in put.json()["issue"]]
+            continue
         if put.status_code not in (200, 201):
             failures.append((url, put.status_code, put.text[:300]))
             continue
@@ -42,3 +48,4 @@ async def test_every_official_example_round_trips(client):
         if _without_server_meta(got) != _without_server_meta(ex):
             failures.append((url, "differs"))
     assert failures == []
+    assert refused == KNOWN_VIOLATIONS
