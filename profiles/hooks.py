@@ -25,7 +25,7 @@ def check_base_definition(res: dict) -> list:
     come after the write preparers, in ``check_moroccan_write``)."""
     from profiles.validator import get_validator
 
-    return get_validator().validate(res, [], lang=current_language())
+    return get_validator().validate(res, [], lang=current_language(), identifier_formats=False)
 
 
 async def check_moroccan_write(_ctx, res: dict) -> None:

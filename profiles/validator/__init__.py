@@ -104,14 +104,17 @@ class Validator:
 
     # -- validation -----------------------------------------------------------------------------
     def validate(
-        self, resource: dict, profiles: list[str] | None = None, *, lang: str = "fr", base: bool = True
+        self, resource: dict, profiles: list[str] | None = None, *, lang: str = "fr", base: bool = True,
+        identifier_formats: bool = True,
     ) -> list[Issue]:
         """Validate against the base definition of ``resourceType`` and then ``profiles`` --
         by default every profile of ``meta.profile`` that is loaded (unknown ones: a warning;
         unknown explicitly requested ones: an error).  ``base=False``: only what the profiles
-        add, for a resource already walked against the base definition (writes)."""
+        add, for a resource already walked against the base definition (writes).
+        ``identifier_formats=False``: the Moroccan identifier formats are left to the profiles
+        (a write that claims none is plain FHIR)."""
         lang = (lang or "fr").lower()[:2]
-        run = Run(lang if lang in LANGS else "en")
+        run = Run(lang if lang in LANGS else "en", identifier_formats)
         walker = self.walker
         if not isinstance(resource, dict):
             walker.issue(run, "error", "structure", "Resource", "not-object", name="resource", type="Resource")

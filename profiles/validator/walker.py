@@ -32,9 +32,9 @@ SPECIAL = {"Reference": REFERENCE, "Identifier": IDENTIFIER, "Extension": EXTENS
 class Run:
     """The state of one validation call."""
 
-    __slots__ = ("issues", "lang", "resource", "root", "warned", "depth", "codes")
+    __slots__ = ("issues", "lang", "resource", "root", "warned", "depth", "codes", "identifier_formats")
 
-    def __init__(self, lang: str):
+    def __init__(self, lang: str, identifier_formats: bool = True):
         self.issues: list[Issue] = []
         self.lang = lang
         self.resource: dict = {}
@@ -42,6 +42,9 @@ class Run:
         self.warned: set[tuple[str, str]] = set()   # one warning per unknown value set / profile
         self.depth = 0
         self.codes: dict[tuple, bool | None] = {}    # terminology answers, asked once per run
+        # Moroccan identifier formats (a CIN, an INPE): not part of the base definition (writes
+        # leave them to the profiles claimed, $validate checks them)
+        self.identifier_formats = identifier_formats
 
 
 class ItemPlan:
@@ -449,7 +452,7 @@ class Walker(ProfileChecks):
     def identifier(self, run: Run, v: dict, path: str) -> None:
         formats = self.identifiers
         system = v.get("system")
-        if formats is None or not isinstance(system, str):
+        if formats is None or not run.identifier_formats or not isinstance(system, str):
             return
         problem = formats.check(system, v.get("value"))
         if problem:
@@ -475,7 +478,7 @@ class Walker(ProfileChecks):
                        profiles=", ".join(st.url for st in known))
 
     def conforms(self, run: Run, st: Structure, v: Any) -> bool:
-        sub = Run(run.lang)
+        sub = Run(run.lang, run.identifier_formats)
         sub.resource, sub.root, sub.warned, sub.depth = run.resource, run.root, run.warned, run.depth
         sub.codes = run.codes
         self.conform(sub, st, v, st.type)
