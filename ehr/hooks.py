@@ -112,9 +112,10 @@ def base_check(fn: BaseCheck) -> BaseCheck:
 
 
 def conform(ctx: Context, res: dict) -> None:
-    """422 with every error unless ``res`` conforms to the base definition of its type; walked
-    once per context (a submission handler's resource, walked before the handler read it, is
-    not walked again when the handler stores it)."""
+    """422 with every error unless ``res`` conforms to the base definition of its type.  The
+    interactions call it before the write checks read the content (the caller's write rules, a
+    submission handler); ``validate_write`` calls it for everything else stored (in-process
+    writers); a resource is walked once per context."""
     if ctx.conformant.get(id(res)) is res:
         return
     errors = [i for check in base_checks for i in check(res) if i.severity in ("error", "fatal")]

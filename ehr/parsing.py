@@ -5,7 +5,7 @@ left to fail deeper down (a 500) or stripped silently.
 Order of checks of a body (fixed, so clients always see the first class of error first):
 1. the bytes are JSON, at most ``MAX_JSON_DEPTH`` levels deep, with no control character in a
 string (400 structure / invalid), 2. the JSON is a resource of a known type (400 invalid),
-3. it is the type/id the URL names (400 invalid), 4. its contained resources are of known types
+3. it is the type/id the URL names, its id a string (400 invalid / structure), 4. its contained resources are of known types
 and contain none themselves (422).  Conformance to the base definition (cardinality, types,
 formats, bindings, invariants, narrative) is checked once per write, by ``ehr.hooks.conform``.
 
@@ -186,6 +186,8 @@ def check_resource(data: object, *, expected_type: str | None = None, url_id: st
         raise FHIRError.of(
             400, "invalid", f"The resource is a {res_type}, the URL names {expected_type}", f"{res_type}.resourceType"
         )
+    if not isinstance(data.get("id", ""), str):  # the id names the resource before its content is walked
+        raise FHIRError.of(400, "structure", "The resource id must be a JSON string", f"{res_type}.id")
     if url_id is not None:
         from ehr.interactions.preconditions import check_id
 

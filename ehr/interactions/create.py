@@ -1,6 +1,7 @@
 """create and conditional create (If-None-Exist)."""
 from __future__ import annotations
 
+from ehr.hooks import conform
 from ehr.interactions.context import Context, Result, store
 from ehr.interactions.preconditions import lock_condition, new_id, single_match
 from ehr.store import repository
@@ -18,6 +19,7 @@ async def create(
             return Result(200, await repository.current(ctx.conn, res_type, existing, access=ctx.access))
     # The server owns ids: whatever id the client sent is replaced.
     res_id = res_id or new_id()
+    conform(ctx, res)
     ctx.check_write(res_type, res_id, res)
     stored = await store(ctx, res_type, res_id, res, method="POST", prior=None)
     return Result(201, stored)
@@ -28,12 +30,12 @@ async def submit_or_create(ctx: Context, res_type: str, res: dict, *, if_none_ex
 
     ``res_id`` (an id the server assigned earlier) goes to the handler too: a transaction's other
     entries were rewritten to reference the resource under that id."""
-    from ehr.hooks import conform, submission_handlers
+    from ehr.hooks import submission_handlers
 
     handler = submission_handlers.get(res_type)
     if handler is not None:
         ctx.require(res_type, "c")
+        conform(ctx, res)
         ctx.check_write(res_type, res_id, res)
-        conform(ctx, res)  # the handler reads the resource's content: it must be well formed
         return await handler(ctx, res, res_id)
     return await create(ctx, res_type, res, if_none_exist=if_none_exist, res_id=res_id)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import jsonpatch
 
+from ehr.hooks import conform
 from ehr.interactions.context import Context, Result, store
 from ehr.interactions.preconditions import check_if_match, lock_condition, single_match
 from ehr.outcome import FHIRError, not_found
@@ -36,6 +37,7 @@ async def patch(
     patched = apply_json_patch(res_type, prior.resource(), operations)
     # A patch may not turn the resource into another one.
     patched = check_resource(patched, expected_type=res_type, url_id=res_id)
+    conform(ctx, patched)
     ctx.check_write(res_type, res_id, patched)
     stored = await store(ctx, res_type, res_id, patched, method="PATCH", prior=prior)
     return Result(200, stored)

@@ -359,8 +359,8 @@ async def _bulk_submissions(engine: AsyncEngine, entries: list[Entry], opts: Opt
                 for e in group:
                     try:
                         ctx.require(res_type, "c")
-                        ctx.check_write(res_type, None, e.resource)
                         conform(ctx, e.resource)
+                        ctx.check_write(res_type, None, e.resource)
                         allowed.append(e)
                     except FHIRError as err:
                         e.error = err

@@ -8,6 +8,7 @@ What an update replaces must be writable by the caller too (``Context.check_prio
 """
 from __future__ import annotations
 
+from ehr.hooks import conform
 from ehr.interactions.context import Context, Result, store
 from ehr.interactions.preconditions import check_id, check_if_match, lock_condition, new_id, single_match
 from ehr.outcome import FHIRError, not_found
@@ -21,6 +22,7 @@ async def update(
     """``assigned``: the server chose ``res_id`` (a conditional update that matched nothing)."""
     ctx.require(res_type, "u")
     check_id(res_type, res_id)
+    conform(ctx, res)
     ctx.check_write(res_type, res_id, res)
     prior = await repository.current(ctx.conn, res_type, res_id, for_update=True)
     status = await may_replace(ctx, res_type, res_id, prior, if_match, assigned=assigned)

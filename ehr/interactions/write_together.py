@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable
 
-from ehr.hooks import submission_handlers, validate_write
+from ehr.hooks import conform, submission_handlers, validate_write
 from ehr.interactions.context import Context, Result, store_many
 from ehr.interactions.preconditions import check_id
 from ehr.interactions.update import may_replace
@@ -69,9 +69,11 @@ async def write_together(ctx: Context, group: list, where: Callable[[FHIRError, 
 async def _check(ctx: Context, e, res_type: str, res_id: str, prior) -> tuple[object, int]:
     if e.method == "POST":
         ctx.require(res_type, "c")
+        conform(ctx, e.resource)
         ctx.check_write(res_type, res_id, e.resource)
         return None, 201
     ctx.require(res_type, "u")
     check_id(res_type, res_id)
+    conform(ctx, e.resource)
     ctx.check_write(res_type, res_id, e.resource)
     return prior, await may_replace(ctx, res_type, res_id, prior, e.if_match, check_old=False)

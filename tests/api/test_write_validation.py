@@ -129,3 +129,15 @@ async def test_refusals_speak_the_callers_language(client):
     resp = await client.post("/Patient", json={**PATIENT, "gender": "robot"}, headers={"Accept-Language": "ar"})
     assert resp.status_code == 422
     assert any("\u0600" <= ch <= "\u06ff" for ch in issues(resp)[0]["diagnostics"])
+
+
+async def test_a_care_sheet_is_walked_before_its_business_rules_read_it(client):
+    resp = await client.post("/Claim", json={"resourceType": "Claim", "status": "active", "item": "acte C", "patient": 5})
+    assert resp.status_code == 422
+    assert {"Claim.item", "Claim.patient"} <= set(expressions(resp))
+
+
+async def test_an_id_that_is_not_a_string_is_refused_before_anything_else(client):
+    resp = await client.put("/Patient", params={"identifier": "x"}, json={**PATIENT, "id": 5})
+    assert resp.status_code == 400
+    assert expressions(resp) == ["Patient.id"]

@@ -47,6 +47,7 @@ def test_patient_reads_her_file_her_reimbursements_and_who_saw_it(live):
     consent = patient.post("Consent", json={
         "resourceType": "Consent", "status": "active", "patient": {"reference": ME},
         "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "provision": {"type": "permit", "actor": [{"role": {"text": "named"},
                                                    "reference": {"reference": "Practitioner/demo-pharmacist"}}]}})

@@ -411,6 +411,7 @@ async def test_patient_writes_only_into_their_own_records(world):
     def consent(patient: str) -> dict:
         return {"resourceType": "Consent", "status": "active",
                 "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+                "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
                 "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
                 "patient": {"reference": f"Patient/{patient}"},
                 "provision": {"type": "permit", "actor": [{"role": {"text": "x"}, "reference": {"reference": "Practitioner/d4"}}]}}

@@ -13,13 +13,13 @@ from ehr.security.tables import break_glass_grant
 from ehr.store.clock import now_us
 from ehr.store.db import write_transaction
 
-from .world import CIN, PRIVACY, PSY
+from .world import CIN, OPT_IN, PRIVACY, PSY
 
 BTG = {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": "BTG", "display": "break the glass"}
 
 
 def consent(patient: str, provision: dict, status: str = "active") -> dict:
-    return {"resourceType": "Consent", "status": status, "scope": PRIVACY, "patient": {"reference": f"Patient/{patient}"},
+    return {"resourceType": "Consent", "status": status, "scope": PRIVACY, "policyRule": OPT_IN, "patient": {"reference": f"Patient/{patient}"},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}], "provision": provision}
 
 

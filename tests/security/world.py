@@ -34,6 +34,8 @@ RX_A, RX_B = "2GA1-850M-2GAY", "2RB1-C5GP-2RBT"  # prescription numbers (random 
 ACTCODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 ROLECODE = "http://terminology.hl7.org/CodeSystem/v3-RoleCode"
 PRIVACY = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]}
+# Every Consent names the rule it follows (ppc-1): the patient's opt-in to sharing.
+OPT_IN = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]}
 PSY = {"system": ACTCODE, "code": "PSY"}
 
 USERS = {
@@ -99,15 +101,15 @@ def resources() -> list[dict]:
          "subject": _ref("Patient/pc")},
         {"resourceType": "Condition", "id": "cond-a-psy", "meta": {"security": [PSY]}, "subject": _ref("Patient/pa"),
          "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "F32"}]}},
-        {"resourceType": "Consent", "id": "con-a", "status": "active", "scope": PRIVACY, "patient": _ref("Patient/pa"),
+        {"resourceType": "Consent", "id": "con-a", "status": "active", "scope": PRIVACY, "policyRule": OPT_IN, "patient": _ref("Patient/pa"),
          "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
          "provision": {"type": "deny", "securityLabel": [PSY], "provision": [{"type": "permit", "actor": [
              {"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "PRCP"}]},
               "reference": _ref("Practitioner/d3")}]}]}},
-        {"resourceType": "Consent", "id": "con-b-deny", "status": "active", "scope": PRIVACY, "patient": _ref("Patient/pb"),
+        {"resourceType": "Consent", "id": "con-b-deny", "status": "active", "scope": PRIVACY, "policyRule": OPT_IN, "patient": _ref("Patient/pb"),
          "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
          "provision": {"type": "deny", "actor": [{"role": {"text": "any"}, "reference": _ref("Practitioner/d2")}]}},
-        {"resourceType": "Consent", "id": "con-b-permit", "status": "active", "scope": PRIVACY, "patient": _ref("Patient/pb"),
+        {"resourceType": "Consent", "id": "con-b-permit", "status": "active", "scope": PRIVACY, "policyRule": OPT_IN, "patient": _ref("Patient/pb"),
          "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
          "provision": {"type": "permit", "actor": [{"role": {"text": "any"}, "reference": _ref("Practitioner/d3")}]}},
         {"resourceType": "MedicationRequest", "id": "mr-a", "status": "active", "intent": "order", "groupIdentifier": {"system": RX, "value": RX_A},

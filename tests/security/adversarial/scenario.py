@@ -30,7 +30,7 @@ from ehr.security.demo import DemoUser
 from ehr.security.roles import Role, role_allows
 from ehr.store import repository
 from ehr.store.schema import resource
-from tests.security.world import ACTCODE, PRIVACY, USERS, World
+from tests.security.world import ACTCODE, OPT_IN, PRIVACY, USERS, World
 
 CIN = "https://fhir.sijill.ma/sid/cin"
 LOINC = "http://loinc.org"
@@ -52,7 +52,7 @@ EXTRA: list[dict] = [
     {"resourceType": "Observation", "id": "obs-a-psy", "status": "final", "meta": {"security": [PSY]},
      "code": {"coding": [{"system": LOINC, "code": PHQ9}]}, "subject": _ref("Patient/pa"), "valueInteger": 17,
      "performer": [_ref("Practitioner/psy-doc"), _ref("Organization/psy-clinic")]},
-    {"resourceType": "Consent", "id": "con-c-hide", "status": "active", "scope": PRIVACY, "patient": _ref("Patient/pc"),
+    {"resourceType": "Consent", "id": "con-c-hide", "status": "active", "scope": PRIVACY, "policyRule": OPT_IN, "patient": _ref("Patient/pc"),
      "category": [{"coding": [{"system": LOINC, "code": "59284-0"}]}],
      "provision": {"type": "deny", "securityLabel": [SEX], "actor": [{"role": {"text": "guardian"}, "reference": _ref("Patient/pa")}]}},
     {"resourceType": "Observation", "id": "obs-c-sex", "status": "final", "meta": {"security": [SEX]},
