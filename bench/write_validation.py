@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
+import logging
 import statistics
 import tempfile
 import time
@@ -81,6 +82,7 @@ async def http_cost(rounds: int) -> None:
         settings = Settings(_env_file=None, database_url=url, base_url="http://bench/fhir", data_dir=Path(tmp) / "data",
                             auth_required=False, rate_limit="1000000/minute", rate_limit_anonymous="1000000/minute")
         app = create_app(settings)
+        logging.disable(logging.WARNING)  # the access log of every request
         async with app.router.lifespan_context(app):
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench/fhir",
                                          headers={"Content-Type": "application/fhir+json"}) as client:

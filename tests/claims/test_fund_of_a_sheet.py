@@ -39,13 +39,15 @@ async def test_a_sheet_without_insurer_is_stored_with_the_fund_it_was_routed_to(
     # naming another fund than the one covering the date of care is refused, and nothing is written
     async with app.state.engine.connect() as conn:
         before = (await conn.execute(select(func.count()).select_from(claim_ledger))).scalar_one()
-    for wrong in ({"reference": f"Organization/{cnops['id']}"}, {"identifier": {"system": FUND, "value": "CNOPS"}},
-                  {"reference": f"Patient/{pat['id']}"}):
+    # (a Patient is no insurer at all: Claim.insurer is a Reference(Organization) in FHIR)
+    for wrong, where in (({"reference": f"Organization/{cnops['id']}"}, "Claim.insurer"),
+                         ({"identifier": {"system": FUND, "value": "CNOPS"}}, "Claim.insurer"),
+                         ({"reference": f"Patient/{pat['id']}"}, "Claim.insurer.reference")):
         sheet = b.claim(pat["id"], old["id"], [b.act("C", 80, b.days_ago(4))], provider=b.provider_ref(doc))
         sheet["insurer"] = wrong
         resp = await client.post("/Claim", json=sheet)
         assert resp.status_code == 422, resp.text
-        assert resp.json()["issue"][0]["expression"] == ["Claim.insurer"]
+        assert resp.json()["issue"][0]["expression"] == [where]
     async with app.state.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(claim_ledger))).scalar_one() == before
 

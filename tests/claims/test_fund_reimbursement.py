@@ -20,7 +20,8 @@ RX_A, RX_C = seeded_number("tahor-amina"), seeded_number("tahor-chama")
 
 def _tahor(line_id: str, number: str, patient: str) -> dict:
     line = _line(line_id, number, {"coding": [{"system": MEDICINE, "code": TAHOR_10}]}, 1, substitution=False)
-    return {**line, "subject": {"reference": f"Patient/{patient}"}, "reasonCode": []}
+    line = {k: v for k, v in line.items() if k != "reasonCode"}  # no diagnosis on the line
+    return {**line, "subject": {"reference": f"Patient/{patient}"}}
 
 
 @pytest.fixture

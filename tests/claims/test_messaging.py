@@ -66,6 +66,8 @@ def config(gateway: Hook, mailbox: Mailbox, **kw) -> ClaimsSettings:
 async def patient_prefers(client, patient: dict, *, telecom: list[dict], language: str = "ar", **extra) -> None:
     patient = {**patient, "telecom": telecom, **extra,
                "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": language}]}, "preferred": True}]}
+    if not telecom:  # no means of contact of their own: the element is absent (FHIR has no empty arrays)
+        del patient["telecom"]
     assert (await client.put(f"/Patient/{patient['id']}", json=patient)).status_code == 200
 
 

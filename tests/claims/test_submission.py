@@ -46,7 +46,7 @@ async def test_business_rules_each_reported_with_its_expression(client, app):
     item["unitPrice"]["currency"] = "EUR"
     future = b.act("CS", 150, b.days_ago(-3))
     sheet = b.claim(pat["id"], cov["id"], [item, future], provider=b.provider_ref(doc))
-    sheet["identifier"] = []
+    del sheet["identifier"]
     sheet["total"]["value"] = 1
     resp = await client.post("/Claim", json=sheet)
     assert resp.status_code == 422, resp.text
