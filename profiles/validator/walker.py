@@ -315,7 +315,7 @@ class Walker(ProfileChecks):
                     self.issue(run, "error", "structure", path, "not-object", name="_" + node.json_name, type="Element")
                     return
                 self.complex(run, self._element_plan, ext, path)
-                if v is None and not ext.get("extension"):
+                if not ext or (v is None and not ext.get("extension")):  # "_birthDate": {} says nothing
                     self.issue(run, "error", "invariant", path, "ele-1")
             for inv in plan.invariants:
                 self.invariant(run, inv, v if v is not None else ext, plan.fp_type, path)
@@ -385,10 +385,11 @@ class Walker(ProfileChecks):
                     return
                 code = "CodeableConcept"
             if code == "CodeableConcept":
-                pairs = [(c.get("system"), c["code"]) for c in v.get("coding") or ()
+                codings = v.get("coding")  # a malformed coding is reported by the walk itself
+                pairs = [(_text(c.get("system")), c["code"]) for c in (codings if isinstance(codings, list) else ())
                          if isinstance(c, dict) and isinstance(c.get("code"), str)]
             elif isinstance(v.get("code"), str):
-                pairs = [(v.get("system"), v["code"])]
+                pairs = [(_text(v.get("system")), v["code"])]
             else:
                 pairs = []
             if not pairs:
@@ -483,6 +484,11 @@ class Walker(ProfileChecks):
         sub.codes = run.codes
         self.conform(sub, st, v, st.type)
         return not any(i.severity in ("error", "fatal") for i in sub.issues)
+
+
+def _text(value: Any) -> str | None:
+    """A string of the instance, or None when it is not one (the walk reports that)."""
+    return value if isinstance(value, str) else None
 
 
 __all__ = ["Walker", "Run", "ItemPlan", "KeySpec", "Unsupported"]

@@ -141,3 +141,12 @@ async def test_an_id_that_is_not_a_string_is_refused_before_anything_else(client
     resp = await client.put("/Patient", params={"identifier": "x"}, json={**PATIENT, "id": 5})
     assert resp.status_code == 400
     assert expressions(resp) == ["Patient.id"]
+
+
+@pytest.mark.parametrize("bad, where", [
+    ({"maritalStatus": {"coding": 5}}, "Patient.maritalStatus.coding"),
+    ({"maritalStatus": {"coding": [{"system": {"x": 1}, "code": "M"}]}}, "Patient.maritalStatus.coding[0].system"),
+    ({"birthDate": "1984-03-02", "_birthDate": {}}, "Patient.birthDate"),
+], ids=["coding not an array", "system not a string", "empty primitive extension"])
+async def test_malformed_shapes_are_refused_at_their_element(client, bad, where):
+    refused_at(await client.post("/Patient", json={**PATIENT, **bad}), where)
