@@ -159,4 +159,11 @@ def load_base() -> dict[str, dict]:
     """The shipped base definitions, by canonical url."""
     with gzip.open(BASE_FILE, "rb") as fh:
         data = orjson.loads(fh.read())
+    for st in data["structures"]:
+        for el in st["elements"]:
+            # An element's id is a FHIR string: the id format (64 letters, digits, "-" and ".")
+            # is Resource.id's.  ElementDefinition ids hold slice names ("Patient.identifier:cin")
+            # and choice names ("Extension.value[x]"); the HL7 validator takes them, so do writes.
+            if el["id"].endswith(".id") and el.get("attr"):  # an element's (an XML attribute), not Resource.id
+                el["t"] = [{"c": "string"}]
     return {s["url"]: s for s in data["structures"]}
