@@ -150,3 +150,10 @@ async def test_an_id_that_is_not_a_string_is_refused_before_anything_else(client
 ], ids=["coding not an array", "system not a string", "empty primitive extension"])
 async def test_malformed_shapes_are_refused_at_their_element(client, bad, where):
     refused_at(await client.post("/Patient", json={**PATIENT, **bad}), where)
+
+
+async def test_an_elements_id_is_a_string_not_a_resource_id(client):
+    """Slice names and "n:1" are element ids (a Sijill profile's own ElementDefinition ids are)."""
+    assert (await client.post("/Patient", json={**PATIENT, "name": [{"id": "n:1", "family": "Alaoui"}]})).status_code == 201
+    refused = await client.put("/Patient/n:1", json={**PATIENT, "id": "n:1"})
+    assert refused.status_code == 400
