@@ -2,6 +2,8 @@
 which patient, prescription and care sheet each demo user can act on."""
 from __future__ import annotations
 
+from datetime import timedelta
+
 import orjson
 from rich.console import Console
 from rich.table import Table
@@ -43,12 +45,15 @@ def _doctor_patients(patients: list[dict], walk_ins: story.WalkIns | None) -> li
 
 
 def _doctor_visits(patient_ids: list[str], today) -> list[dict]:
+    """Yesterday's surgery: a care relationship counts once its visit has started, so visits
+    dated today would open nothing until the morning's hour came (a demo loaded at night)."""
+    day = today - timedelta(days=1)
     return [{
         "resourceType": "Encounter", "id": f"demo-doctor-visit-{pid}", "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
         "subject": {"reference": f"Patient/{pid}"},
         "participant": [{"individual": {"reference": f"Practitioner/{story.DEMO_DOCTOR}"}}],
-        "period": {"start": moment(today, 9 * 60 + 2 * n), "end": moment(today, 9 * 60 + 2 * n + 20)},
+        "period": {"start": moment(day, 9 * 60 + 2 * n), "end": moment(day, 9 * 60 + 2 * n + 20)},
     } for n, pid in enumerate(patient_ids)]
 
 
