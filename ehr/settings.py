@@ -186,6 +186,9 @@ class Settings(BaseSettings):
     # The SMS gateway posts the messages texted to our number to POST /sms/inbound with this
     # secret ("Authorization: Bearer …"); unset, that endpoint does not exist (404).
     claims_sms_inbound_secret: SecretStr | None = None
+    # Answers per sender's phone: beyond it a message is logged and audited but not answered
+    # (each answer is an SMS we pay for, and a phone trying codes learns nothing faster).
+    claims_sms_inbound_rate: str = "5/hour"
     claims_timezone: str = "Africa/Casablanca"
     # A lab or imaging test ordered again within this many days of the same test done or
     # ordered warns the doctor (claims/prescribing); SIJILL_DUPLICATE_TEST_DAYS, 0 turns it off.
@@ -202,7 +205,7 @@ class Settings(BaseSettings):
     claims_clock_origin: datetime | None = None
 
     @field_validator("rate_limit", "rate_limit_anonymous", "presence_miss_limit", "prescription_lookup_misses",
-                     "claims_status_code_rate")
+                     "claims_status_code_rate", "claims_sms_inbound_rate")
     @classmethod
     def _valid_rate(cls, value: str) -> str:
         parse_rate_limit(value)  # raises ValueError on "ten per minute"

@@ -6,7 +6,9 @@ and ``Authorization: Bearer $SIJILL_CLAIMS_SMS_INBOUND_SECRET``.  The gateway is
 this endpoint admits: the secret is compared in constant time; without a configured secret the
 endpoint does not exist (404, fail-closed); 401 for a missing or wrong one; 400
 (OperationOutcome) for a body without its fields.  A message posted again (same ``id``: the
-gateway retries until it gets a 2xx) is answered 200 and queues nothing more.
+gateway retries until it gets a 2xx) is answered 200 and queues nothing more.  A phone that
+texts more than ``claims_sms_inbound_rate`` messages gets no further answer until its window
+frees (200 ``throttled``; still audited): answers cost an SMS each, and trying codes stays slow.
 
 The answer is queued in the outbox, in this transaction, and sent by the worker to the number
 that texted: the sheet's stage (``status-<stage>``, no amount, no name, nothing clinical) in the
@@ -18,11 +20,13 @@ theirs; the phone number is kept in neither the audit nor the log).
 """
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
+from limits import parse
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,7 +34,7 @@ from claims.clock import now_us
 from claims.messaging.catalogue import STAGE_EVENTS, UNKNOWN_EVENT
 from claims.messaging.notices import notify
 from claims.messaging.preferences import is_guardian, language
-from claims.messaging.status_code import normalise, sheet_with, shown
+from claims.messaging.status_code import limiter, normalise, sheet_with, shown
 from claims.tables import sms_inbound
 from ehr.outcome import FHIRError
 from ehr.security.audit import append, audit_event
@@ -127,6 +131,12 @@ async def _first_time(conn: AsyncConnection, message_id: str) -> bool:
     return done.first() is not None
 
 
+async def _within_rate(request: Request, sender: str) -> bool:
+    # The limiter's store (Redis when shared) sees a digest, never the phone number.
+    key = hashlib.sha256(phone_key(sender).encode()).hexdigest()[:32]
+    return await limiter(request).hit(parse(request.app.state.settings.claims_sms_inbound_rate), "sms-inbound", key)
+
+
 @router.post("/sms/inbound")
 async def sms_received(request: Request) -> JSONResponse:
     _authenticate(request)
@@ -134,6 +144,10 @@ async def sms_received(request: Request) -> JSONResponse:
     async with write_transaction(request.app.state.engine) as conn:
         if not await _first_time(conn, message.id):
             return JSONResponse({"id": message.id, "status": "duplicate"})
+        if not await _within_rate(request, message.sender):
+            await append(conn, [audit_event("operation", None, operation="$sms-inbound", status=429,
+                                            address=request.client.host if request.client else None)])
+            return JSONResponse({"id": message.id, "status": "throttled"})
         answer = await _answer(conn, message, request.app.state.settings.claims_messaging_language)
         about = f"Claim/{answer.claim_id}" if answer.claim_id else None
         await notify(conn, answer.patient_id, answer.event, about,

@@ -97,14 +97,18 @@ async def existing_code(conn: AsyncConnection, claim_id: str) -> str | None:
 router = APIRouter()
 
 
-async def _throttle(request: Request) -> None:
-    settings = get_settings()
+def limiter(request: Request) -> MovingWindowRateLimiter:
+    """The status lookups' limiter (web and SMS): one per server, like its other limits."""
     state = request.app.state
-    if getattr(state, "status_code_limiter", None) is None:  # one per server, like its other limits
-        state.status_code_limiter = MovingWindowRateLimiter(storage_from_string(settings.rate_limit_storage))
-    item = parse(settings.claims_status_code_rate)
+    if getattr(state, "status_code_limiter", None) is None:
+        state.status_code_limiter = MovingWindowRateLimiter(storage_from_string(get_settings().rate_limit_storage))
+    return state.status_code_limiter
+
+
+async def _throttle(request: Request) -> None:
+    item = parse(get_settings().claims_status_code_rate)
     address = request.client.host if request.client else "unknown"
-    if not await state.status_code_limiter.hit(item, "status-code", address):
+    if not await limiter(request).hit(item, "status-code", address):
         raise FHIRError.of(429, "throttled", f"Too many status lookups: the limit is {item}", headers={"Retry-After": "60"})
 
 

@@ -142,3 +142,14 @@ async def test_only_the_gateway_with_its_secret_is_heard(client, app, inbound):
         assert (await conn.execute(select(sms_inbound))).all() == []
     app.state.settings = app.state.settings.model_copy(update={"claims_sms_inbound_secret": None})
     assert (await texted(inbound, "+212612345678", "X", "gw-6")).status_code == 404  # off unless configured
+
+
+async def test_a_phone_texting_too_often_gets_no_more_answers_until_its_window_frees(client, app, settings, gateway, mailbox, inbound):
+    app.state.settings = app.state.settings.model_copy(update={"claims_sms_inbound_rate": "2/hour"})
+    statuses = [(await texted(inbound, "06 99 88 77 66", f"try {n}", f"gw-rate-{n}")).json()["status"] for n in range(3)]
+    assert statuses == ["accepted", "accepted", "throttled"]
+    other = await texted(inbound, "+212655443322", "bonjour", "gw-rate-other")  # another phone is not held back
+    assert other.json()["status"] == "accepted"
+    assert await deliver(app, settings, config(gateway, mailbox)) == 3
+    assert [orjson.loads(body)["to"] for _, body in gateway.received].count("06 99 88 77 66") == 2
+    assert len(await audited(app, "$sms-inbound")) == 4  # the unanswered one too
